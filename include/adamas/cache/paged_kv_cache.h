@@ -1,0 +1,99 @@
+// Paged KV cache for a batch of sequences of different lengths, per layer:
+//   K, V         [num_pages][num_kv_heads][page_size][head_dim]   dtype f32/f16/bf16
+//   key codes    [num_pages][num_kv_heads][code page]             (codes.h layout)
+//   Quest min/max[num_pages][num_kv_heads][2][head_dim]            fp32
+// Pages come from one free list shared by all layers: a sequence has one page table, and page
+// id p holds that sequence's tokens [i·P, (i+1)·P) in every layer. Growth takes free pages and
+// never moves data. Codes and min/max are computed once, when a key is appended, from the key as
+// stored (after rounding to the cache dtype), so every backend encodes the same bits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "adamas/common/dtype.h"
+#include "adamas/core/codes.h"
+#include "adamas/core/paged_view.h"
+
+namespace adamas {
+
+struct CacheConfig {
+  int num_layers = 1;
+  int num_kv_heads = 1;
+  int head_dim = 128;
+  int page_size = 64;   // tokens per page
+  int num_pages = 0;    // capacity of the pool, shared by all sequences
+  DType dtype = DType::kF16;
+  bool store_codes = true;        // Adamas key codes
+  CodeSpec codes;                 // head_dim is taken from above
+  bool store_page_minmax = true;  // Quest metadata
+
+  void validate() const;  // throws adamas::Error naming the bad field
+  // Pages needed to hold `tokens` tokens of one sequence.
+  int pages_for(int64_t tokens) const {
+    return static_cast<int>((tokens + page_size - 1) / page_size);
+  }
+};
+
+using SeqId = int32_t;
+
+class PagedKVCache {
+ public:
+  explicit PagedKVCache(const CacheConfig& config);
+  ~PagedKVCache();
+  PagedKVCache(const PagedKVCache&) = delete;
+  PagedKVCache& operator=(const PagedKVCache&) = delete;
+
+  const CacheConfig& config() const { return config_; }
+
+  SeqId add_sequence();
+  // Frees the sequence's pages. Its id is not reused.
+  void remove_sequence(SeqId seq);
+
+  // Appends n tokens to one layer of a sequence: k and v are [n][num_kv_heads][head_dim] of type
+  // `src` (rows contiguous). Takes free pages as needed; a full pool throws adamas::Error and
+  // leaves the sequence unchanged.
+  void append(int layer, SeqId seq, const void* k, const void* v, DType src, int n);
+  void append(int layer, SeqId seq, const float* k, const float* v, int n) {
+    append(layer, seq, k, v, DType::kF32, n);
+  }
+
+  int length(int layer, SeqId seq) const;
+  int free_pages() const { return static_cast<int>(free_.size()); }
+  std::span<const int32_t> page_table(SeqId seq) const;
+
+  // Per-head thresholds of the key codes (default: config.codes' effective thresholds).
+  // Setting them re-encodes the codes of every key already stored in that layer and head.
+  void set_thresholds(int layer, int kv_head, std::span<const float> thresholds);
+  std::span<const float> thresholds(int layer, int kv_head) const;
+
+  PagedKV kv(int layer, SeqId seq, int kv_head) const;
+  PagedCodes codes(int layer, SeqId seq, int kv_head) const;
+  PagedMinMax minmax(int layer, SeqId seq, int kv_head) const;
+
+  // Bytes held by the pools (all layers).
+  size_t bytes() const;
+
+ private:
+  struct Sequence;
+  const Sequence& sequence(SeqId seq) const;
+  Sequence& sequence(SeqId seq);
+  void check_layer(int layer) const;
+  void check_kv_head(int kv_head) const;
+  void encode_codes(int layer, int32_t page, int kv_head, int slot0, int n);
+  void update_minmax(int layer, int32_t page, int kv_head, int slot0, int n);
+
+  CacheConfig config_;
+  size_t kv_page_bytes_ = 0;    // one page, all heads, K (or V)
+  size_t code_page_words_ = 0;  // one page, one head
+  size_t minmax_page_floats_ = 0;
+  struct Layer;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<std::unique_ptr<Sequence>> seqs_;
+  std::vector<int32_t> free_;
+};
+
+}  // namespace adamas

@@ -1,0 +1,126 @@
+#include "adamas/core/codes.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "adamas/core/hadamard.h"
+#include "common/check.h"
+
+namespace adamas {
+
+std::vector<float> default_thresholds(int bits) {
+  switch (bits) {
+    case 1: return {0.f};
+    case 2: return {-10.f, 0.f, 10.f};
+    case 3: return {-15.f, -10.f, -5.f, 0.f, 5.f, 10.f, 15.f};
+  }
+  throw Error(fmt::format("code bits must be 1, 2 or 3, got {}", bits));
+}
+
+static void check_thresholds(std::span<const float> t, int bits) {
+  const size_t want = (size_t{1} << bits) - 1;
+  ADAMAS_CHECK(t.size() == want, "{}-bit codes need {} thresholds, got {}", bits, want, t.size());
+  for (size_t i = 0; i < t.size(); ++i) {
+    ADAMAS_CHECK(std::isfinite(t[i]), "threshold {} is not finite", i);
+    ADAMAS_CHECK(i == 0 || t[i - 1] < t[i],
+                 "thresholds must be strictly ascending, but t[{}] = {} ≥ t[{}] = {}", i - 1,
+                 t[i - 1], i, t[i]);
+  }
+}
+
+void CodeSpec::validate() const {
+  check_head_dim(head_dim);
+  ADAMAS_CHECK(bits >= 1 && bits <= kMaxCodeBits, "code bits must be 1, 2 or 3, got {}", bits);
+  if (!thresholds.empty()) check_thresholds(thresholds, bits);
+}
+
+std::vector<float> CodeSpec::effective_thresholds() const {
+  return thresholds.empty() ? default_thresholds(bits) : thresholds;
+}
+
+std::vector<float> calibrate_thresholds(std::span<const float> values, int bits) {
+  ADAMAS_CHECK(bits >= 1 && bits <= kMaxCodeBits, "code bits must be 1, 2 or 3, got {}", bits);
+  const size_t buckets = size_t{1} << bits;
+  ADAMAS_CHECK(values.size() >= buckets, "calibration needs at least {} values, got {}", buckets,
+               values.size());
+  std::vector<float> v(values.begin(), values.end());
+  std::vector<float> t(buckets - 1);
+  for (size_t m = 1; m < buckets; ++m) {
+    const size_t k = std::min(v.size() - 1, m * v.size() / buckets);
+    std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(k), v.end());
+    t[m - 1] = v[k];
+  }
+  std::sort(t.begin(), t.end());
+  // Equal quantiles (many identical values) would make empty buckets: nudge them apart.
+  for (size_t m = 1; m < t.size(); ++m) {
+    if (!(t[m] > t[m - 1])) t[m] = std::nextafter(t[m - 1], INFINITY);
+  }
+  return t;
+}
+
+void compute_buckets(const CodeSpec& spec, std::span<const float> thresholds, const float* x,
+                     uint8_t* buckets) {
+  const int d = spec.head_dim;
+  float tmp[kMaxHeadDim];
+  std::copy(x, x + d, tmp);
+  if (spec.hadamard) hadamard_transform(tmp, 1, d);
+  for (int i = 0; i < d; ++i) buckets[i] = bucket_of(tmp[i], thresholds);
+}
+
+QueryCode encode_query(const CodeSpec& spec, std::span<const float> thresholds, const float* q) {
+  spec.validate();
+  check_thresholds(thresholds, spec.bits);
+  uint8_t b[kMaxHeadDim];
+  compute_buckets(spec, thresholds, q, b);
+  QueryCode code;
+  code.bits = spec.bits;
+  code.words = spec.words();
+  for (int m = 0; m < spec.thermo_planes(); ++m) {
+    for (int i = 0; i < spec.head_dim; ++i) {
+      if (b[i] >= m + 1) code.planes[m * code.words + i / 64] |= uint64_t{1} << (i % 64);
+    }
+  }
+  return code;
+}
+
+void encode_keys(const CodeSpec& spec, std::span<const float> thresholds, const void* keys,
+                 DType dtype, size_t n, size_t key_stride, uint64_t* code_page, int slot_stride,
+                 int slot0) {
+  ADAMAS_CHECK(slot0 >= 0 && slot0 + n <= static_cast<size_t>(slot_stride),
+               "key slots [{}, {}) do not fit a code page of {} slots", slot0, slot0 + n,
+               slot_stride);
+  check_thresholds(thresholds, spec.bits);
+  const int d = spec.head_dim, words = spec.words();
+  const auto* base = static_cast<const std::byte*>(keys);
+  float x[kMaxHeadDim];
+  uint8_t b[kMaxHeadDim];
+  for (size_t r = 0; r < n; ++r) {
+    convert_to_f32(base + r * key_stride * dtype_size(dtype), dtype, x, d);
+    compute_buckets(spec, thresholds, x, b);
+    const size_t slot = slot0 + r;
+    for (int p = 0; p < spec.bits; ++p) {
+      for (int w = 0; w < words; ++w) {
+        uint64_t word = 0;
+        for (int i = w * 64; i < std::min(d, w * 64 + 64); ++i) {
+          word |= uint64_t{(b[i] >> p) & 1u} << (i % 64);
+        }
+        code_page[(size_t(p) * words + w) * slot_stride + slot] = word;
+      }
+    }
+  }
+}
+
+void unpack_key_buckets(const CodeSpec& spec, const uint64_t* code_page, int slot_stride, int slot,
+                        uint8_t* buckets) {
+  const int words = spec.words();
+  for (int i = 0; i < spec.head_dim; ++i) {
+    uint8_t v = 0;
+    for (int p = 0; p < spec.bits; ++p) {
+      const uint64_t word = code_page[(size_t(p) * words + i / 64) * slot_stride + slot];
+      v |= static_cast<uint8_t>(((word >> (i % 64)) & 1u) << p);
+    }
+    buckets[i] = v;
+  }
+}
+
+}  // namespace adamas

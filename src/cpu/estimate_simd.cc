@@ -1,0 +1,134 @@
+// Distance estimation over bit-plane key codes, Highway SIMD with run-time dispatch.
+// One vector holds one code word of N consecutive slots (N = 8 on AVX-512), so the popcounts of
+// N keys accumulate lane-wise with no horizontal reduction. On AVX3_DL the popcount is a single
+// VPOPCNTQ; other targets use Highway's bit-trick popcount.
+#include "adamas/core/estimate.h"
+#include "common/check.h"
+#include "core/estimate_checks.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/estimate_simd.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace adamas::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Thermometer planes t_m = (bucket ≥ m + 1) of N keys, from their BITS stored binary planes s.
+template <int BITS, class V>
+HWY_INLINE void Thermometer(const V* s, V* t) {
+  if constexpr (BITS == 1) {
+    t[0] = s[0];
+  } else if constexpr (BITS == 2) {
+    t[0] = hn::Or(s[1], s[0]);
+    t[1] = s[1];
+    t[2] = hn::And(s[1], s[0]);
+  } else {
+    const V s10_or = hn::Or(s[1], s[0]), s10_and = hn::And(s[1], s[0]);
+    t[0] = hn::Or(s[2], s10_or);
+    t[1] = hn::Or(s[2], s[1]);
+    t[2] = hn::Or(s[2], s10_and);
+    t[3] = s[2];
+    t[4] = hn::And(s[2], s10_or);
+    t[5] = hn::And(s[2], s[1]);
+    t[6] = hn::And(s[2], s10_and);
+  }
+}
+
+template <int BITS, bool L2>
+void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, bool sum_heads,
+               uint16_t* HWY_RESTRICT out, size_t out_stride, uint32_t* HWY_RESTRICT hist,
+               size_t hist_size) {
+  constexpr int T = (1 << BITS) - 1;
+  const hn::ScalableTag<uint64_t> du;
+  using V = hn::Vec<decltype(du)>;
+  const size_t N = hn::Lanes(du);
+  const int P = codes.page_size;
+  const size_t stride = static_cast<size_t>(codes.slot_stride);
+  HWY_ALIGN uint64_t lanes[hn::MaxLanes(du)];
+  const int num_pages = (codes.length + P - 1) / P;
+  for (int pi = 0; pi < num_pages; ++pi) {
+    const uint64_t* HWY_RESTRICT page = codes.page(pi);
+    const int base = pi * P;
+    const int valid = std::min(P, codes.length - base);
+    if (pi + 1 < num_pages) {  // pages are scattered in the pool: fetch the next one early
+      const uint64_t* next = codes.page(pi + 1);
+      for (size_t w = 0; w < static_cast<size_t>(BITS * words) * stride; w += 8) {
+        hwy::Prefetch(next + w);
+      }
+    }
+    for (int s0 = 0; s0 < valid; s0 += static_cast<int>(N)) {
+      const int n = std::min(static_cast<int>(N), valid - s0);
+      for (int h = 0; h < nq; ++h) {
+        V acc = hn::Zero(du);
+        for (int w = 0; w < words; ++w) {
+          V s[BITS], t[T];
+          for (int p = 0; p < BITS; ++p) s[p] = hn::LoadU(du, page + (p * words + w) * stride + s0);
+          Thermometer<BITS>(s, t);
+          V x[T];
+          for (int m = 0; m < T; ++m) {
+            x[m] = hn::Xor(t[m], hn::Set(du, q[h].planes[m * words + w]));
+            acc = hn::Add(acc, hn::PopulationCount(x[m]));
+          }
+          if constexpr (L2) {  // Δ² = |Δ| + 2·C(|Δ|, 2): the set planes of a dim are a run
+            V pairs = hn::Zero(du);
+            for (int a = 0; a < T; ++a)
+              for (int b = a + 1; b < T; ++b)
+                pairs = hn::Add(pairs, hn::PopulationCount(hn::And(x[a], x[b])));
+            acc = hn::Add(acc, hn::Add(pairs, pairs));
+          }
+        }
+        hn::Store(acc, du, lanes);
+        uint16_t* dst = sum_heads ? out + base + s0 : out + h * out_stride + base + s0;
+        if (sum_heads && h > 0) {
+          for (int j = 0; j < n; ++j) dst[j] = static_cast<uint16_t>(dst[j] + lanes[j]);
+        } else {
+          for (int j = 0; j < n; ++j) dst[j] = static_cast<uint16_t>(lanes[j]);
+        }
+        if (hist != nullptr && (!sum_heads || h == nq - 1)) {
+          uint32_t* row = sum_heads ? hist : hist + h * hist_size;
+          for (int j = 0; j < n; ++j) ++row[dst[j]];
+        }
+      }
+    }
+  }
+}
+
+void Estimate(int bits, Distance distance, const QueryCode* q, int nq, const PagedCodes& codes,
+              int words, bool sum_heads, uint16_t* out, size_t out_stride, uint32_t* hist,
+              size_t hist_size) {
+  const bool l2 = distance == Distance::kL2;
+  switch (bits * 2 + l2) {
+    case 2: return EstimateT<1, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 3: return EstimateT<1, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 4: return EstimateT<2, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 5: return EstimateT<2, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 6: return EstimateT<3, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    default: return EstimateT<3, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace adamas::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace adamas {
+namespace cpu {
+HWY_EXPORT(Estimate);
+}  // namespace cpu
+
+void estimate_distances(const CodeSpec& spec, Distance distance, const QueryCode* q, int nq,
+                        const PagedCodes& codes, bool sum_heads, uint16_t* out, size_t out_stride,
+                        uint32_t* histogram) {
+  check_estimate_args(spec, distance, q, nq, codes, sum_heads);
+  HWY_DYNAMIC_DISPATCH(cpu::Estimate)(spec.bits, distance, q, nq, codes, spec.words(), sum_heads,
+                                      out, out_stride, histogram,
+                                      histogram_size(spec, distance, nq, sum_heads));
+}
+
+}  // namespace adamas
+#endif  // HWY_ONCE

@@ -1,0 +1,7 @@
+#pragma once
+
+namespace adamas::cli {
+// Device-style copy bandwidth of this machine: memcpy of a 512 MiB buffer split over `threads`,
+// counting bytes read plus bytes written, best of 5. GB/s (1e9 bytes).
+double measure_copy_bandwidth(int threads);
+}  // namespace adamas::cli
