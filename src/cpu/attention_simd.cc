@@ -77,24 +77,72 @@ HWY_INLINE void ForEachRow(const PagedKV& kv, const std::byte* pool, const int32
   }
 }
 
-// dst[h * stride + i] = scale · q[h] · k_i
+// dst[h * stride + i] = scale · q[h] · k_i for HN heads: each K row is loaded and converted
+// once for all of them (GQA).
+template <DType T, int HN>
+void ScoresGroup(const float* HWY_RESTRICT q, const PagedKV& kv, const int32_t* idx, int count,
+                 float scale, float* HWY_RESTRICT dst, size_t stride) {
+  const DF df;
+  const size_t N = hn::Lanes(df), d = static_cast<size_t>(kv.head_dim);
+  constexpr int kAcc = HN == 1 ? 2 : HN;  // one head: two chains to hide the FMA latency
+  ForEachRow(kv, kv.k_pool, idx, count, [&](int i, const std::byte* k) {
+    VF acc[kAcc];
+    for (int a = 0; a < kAcc; ++a) acc[a] = hn::Zero(df);
+    if constexpr (HN == 1) {
+      size_t j = 0;
+      for (; j + 2 * N <= d; j += 2 * N) {
+        acc[0] = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, q + j), acc[0]);
+        acc[1] = hn::MulAdd(LoadRow<T>(df, k, j + N), hn::LoadU(df, q + j + N), acc[1]);
+      }
+      for (; j < d; j += N) acc[0] = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, q + j), acc[0]);
+      dst[i] = scale * hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0], acc[1])));
+    } else {
+      for (size_t j = 0; j < d; j += N) {
+        const VF kj = LoadRow<T>(df, k, j);
+        for (int h = 0; h < HN; ++h) acc[h] = hn::MulAdd(kj, hn::LoadU(df, q + h * d + j), acc[h]);
+      }
+      for (int h = 0; h < HN; ++h) {
+        dst[h * stride + i] = scale * hn::GetLane(hn::SumOfLanes(df, acc[h]));
+      }
+    }
+  });
+}
+
+// out[h] += Σ_i p[h][i] · v_i for HN heads, each V row loaded and converted once.
+template <DType T, int HN>
+void WeightedValuesGroup(const float* HWY_RESTRICT p, size_t p_stride, const PagedKV& kv,
+                         const int32_t* idx, int count, float* HWY_RESTRICT out) {
+  const DF df;
+  const size_t N = hn::Lanes(df), d = static_cast<size_t>(kv.head_dim);
+  ForEachRow(kv, kv.v_pool, idx, count, [&](int i, const std::byte* v) {
+    VF w[HN];
+    for (int h = 0; h < HN; ++h) w[h] = hn::Set(df, p[h * p_stride + i]);
+    for (size_t j = 0; j < d; j += N) {
+      const VF vj = LoadRow<T>(df, v, j);
+      for (int h = 0; h < HN; ++h) {
+        float* o = out + h * d + j;
+        hn::StoreU(hn::MulAdd(vj, w[h], hn::LoadU(df, o)), df, o);
+      }
+    }
+  });
+}
+
+// Splits nq heads into groups of 8, 4, 2 and 1 and calls fn.template operator()<HN>(h0).
+template <class F>
+HWY_INLINE void ForHeadGroups(int nq, F&& fn) {
+  int h = 0;
+  for (; h + 8 <= nq; h += 8) fn.template operator()<8>(h);
+  if (h + 4 <= nq) fn.template operator()<4>(h), h += 4;
+  if (h + 2 <= nq) fn.template operator()<2>(h), h += 2;
+  if (h < nq) fn.template operator()<1>(h);
+}
+
 template <DType T>
 void Scores(const float* HWY_RESTRICT q, int nq, const PagedKV& kv, const int32_t* idx, int count,
             float scale, float* HWY_RESTRICT dst, size_t stride) {
-  const DF df;
-  const size_t N = hn::Lanes(df), d = static_cast<size_t>(kv.head_dim);
-  ForEachRow(kv, kv.k_pool, idx, count, [&](int i, const std::byte* k) {
-    for (int h = 0; h < nq; ++h) {
-      const float* qh = q + h * d;
-      VF a0 = hn::Zero(df), a1 = hn::Zero(df);
-      size_t j = 0;
-      for (; j + 2 * N <= d; j += 2 * N) {
-        a0 = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, qh + j), a0);
-        a1 = hn::MulAdd(LoadRow<T>(df, k, j + N), hn::LoadU(df, qh + j + N), a1);
-      }
-      for (; j < d; j += N) a0 = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, qh + j), a0);
-      dst[h * stride + i] = scale * hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
-    }
+  const size_t d = static_cast<size_t>(kv.head_dim);
+  ForHeadGroups(nq, [&]<int HN>(int h0) {
+    ScoresGroup<T, HN>(q + h0 * d, kv, idx, count, scale, dst + h0 * stride, stride);
   });
 }
 
@@ -131,14 +179,9 @@ void AttendT(const float* HWY_RESTRICT q, int nq, const PagedKV& kv, const int32
   float inv_sum[64];
   for (int h = 0; h < nq; ++h) inv_sum[h] = 1.0f / SoftmaxNumerators(scores.data() + h * count, count);
   std::fill(out, out + nq * d, 0.0f);
-  ForEachRow(kv, kv.v_pool, idx, count, [&](int i, const std::byte* v) {
-    for (int h = 0; h < nq; ++h) {
-      const VF p = hn::Set(df, scores[h * count + i]);
-      float* oh = out + h * d;
-      for (size_t j = 0; j < d; j += N) {
-        hn::StoreU(hn::MulAdd(LoadRow<T>(df, v, j), p, hn::LoadU(df, oh + j)), df, oh + j);
-      }
-    }
+  ForHeadGroups(nq, [&]<int HN>(int h0) {
+    WeightedValuesGroup<T, HN>(scores.data() + size_t(h0) * count, count, kv, idx, count,
+                               out + h0 * d);
   });
   for (int h = 0; h < nq; ++h) {
     const VF r = hn::Set(df, inv_sum[h]);

@@ -1,6 +1,6 @@
 // Fast Walsh–Hadamard transform, Highway SIMD with run-time dispatch.
-// Butterfly stages with a half-width of at least one vector are whole-vector add/sub; the few
-// narrower stages run on scalars (they are a small share of the work at d ≥ 64).
+// Butterfly stages narrower than a vector use lane shuffles; wider ones are whole-vector add/sub.
+// Requires d ≥ lanes (d ≥ 16 and at most 16 float lanes on the targets compiled).
 #include <cmath>
 
 #include "adamas/core/hadamard.h"
@@ -16,25 +16,53 @@ namespace adamas::cpu {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#if HWY_TARGET != HWY_SCALAR
+// Butterfly partner of every lane for half-width h < lanes: lane i ↔ lane i XOR h.
+template <size_t kH, class D, class V>
+HWY_INLINE V Partner(D d, V v) {
+  if constexpr (kH == 1) {
+    return hn::Shuffle2301(v);
+  } else if constexpr (kH == 2) {
+    return hn::Shuffle1032(v);
+  } else if constexpr (kH == 4) {
+    return hn::SwapAdjacentBlocks(v);  // 128-bit blocks
+  } else {
+    return hn::ConcatLowerUpper(d, v, v);  // 256-bit halves
+  }
+}
+#endif
+
+// Stage of half-width kH inside each vector: (a, b) → (a + b, a − b) for lanes i, i + kH.
+template <size_t kH, class D, class V>
+HWY_INLINE V InVectorStage(D d, V v) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (kH < hn::MaxLanes(D())) {
+    HWY_ALIGN float sign[hn::MaxLanes(D())];
+    for (size_t i = 0; i < hn::MaxLanes(D()); ++i) sign[i] = (i & kH) ? -1.0f : 1.0f;
+    return hn::MulAdd(v, hn::Load(d, sign), Partner<kH>(d, v));
+  }
+#endif
+  return v;
+}
+
 void HadamardRows(float* HWY_RESTRICT data, size_t rows, int d, size_t row_stride) {
   const hn::ScalableTag<float> df;
-  const size_t lanes = hn::Lanes(df);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const auto vscale = hn::Set(df, scale);
+  const size_t lanes = hn::Lanes(df), n = static_cast<size_t>(d);
+  const auto vscale = hn::Set(df, 1.0f / std::sqrt(static_cast<float>(d)));
   for (size_t r = 0; r < rows; ++r) {
     float* HWY_RESTRICT x = data + r * row_stride;
-    size_t h = 1;
-    for (; h < static_cast<size_t>(d) && h < lanes; h *= 2) {
-      for (size_t i = 0; i < static_cast<size_t>(d); i += 2 * h) {
-        for (size_t j = i; j < i + h; ++j) {
-          const float a = x[j], b = x[j + h];
-          x[j] = a + b;
-          x[j + h] = a - b;
-        }
-      }
+    // Half-widths 1 .. lanes/2: within each vector, by lane shuffles.
+    for (size_t j = 0; j < n; j += lanes) {
+      auto v = hn::LoadU(df, x + j);
+      v = InVectorStage<1>(df, v);
+      v = InVectorStage<2>(df, v);
+      v = InVectorStage<4>(df, v);
+      v = InVectorStage<8>(df, v);
+      hn::StoreU(v, df, x + j);
     }
-    for (; h < static_cast<size_t>(d); h *= 2) {
-      for (size_t i = 0; i < static_cast<size_t>(d); i += 2 * h) {
+    // Half-widths lanes .. d/2: between whole vectors.
+    for (size_t h = lanes; h < n; h *= 2) {
+      for (size_t i = 0; i < n; i += 2 * h) {
         for (size_t j = i; j < i + h; j += lanes) {
           const auto a = hn::LoadU(df, x + j);
           const auto b = hn::LoadU(df, x + j + h);
@@ -43,11 +71,9 @@ void HadamardRows(float* HWY_RESTRICT data, size_t rows, int d, size_t row_strid
         }
       }
     }
-    size_t j = 0;
-    for (; j + lanes <= static_cast<size_t>(d); j += lanes) {
+    for (size_t j = 0; j < n; j += lanes) {
       hn::StoreU(hn::Mul(hn::LoadU(df, x + j), vscale), df, x + j);
     }
-    for (; j < static_cast<size_t>(d); ++j) x[j] *= scale;
   }
 }
 
