@@ -9,6 +9,7 @@
 
 #include "adamas/core/hadamard.h"
 #include "common/check.h"
+#include "common/parallel.h"
 
 namespace adamas {
 namespace {
@@ -165,33 +166,37 @@ void PagedKVCache::append(int layer, SeqId seq, const void* k, const void* v, DT
   Layer& L = *layers_[layer];
   const size_t src_row = static_cast<size_t>(d) * dtype_size(src);
   const size_t dst_row = static_cast<size_t>(d) * dtype_size(config_.dtype);
-  std::vector<float> tmp(d);
-  auto store = [&](std::byte* dst, const std::byte* from) {
-    if (src == config_.dtype) {
-      std::memcpy(dst, from, dst_row);
-    } else {
-      convert_to_f32(from, src, tmp.data(), d);
-      convert_from_f32(tmp.data(), dst, config_.dtype, d);
-    }
-  };
-  // Write page by page so that codes and min/max are computed per contiguous run of slots.
-  for (int done = 0; done < n;) {
-    const int pos = len + done;
-    const int32_t page = s.pages[pos / P];
-    const int slot0 = pos % P;
-    const int run = std::min(n - done, P - slot0);
-    for (int h = 0; h < H; ++h) {
-      const size_t head_off = page * kv_page_bytes_ + (size_t(h) * P + slot0) * dst_row;
-      for (int r = 0; r < run; ++r) {
-        const size_t src_off = (size_t(done + r) * H + h) * src_row;
-        store(L.k.get() + head_off + r * dst_row, static_cast<const std::byte*>(k) + src_off);
-        store(L.v.get() + head_off + r * dst_row, static_cast<const std::byte*>(v) + src_off);
+  // Heads are independent: each thread converts, encodes and updates min/max of its heads, page
+  // run by page run (codes and min/max are computed per contiguous run of slots).
+  parallel_for(n >= 64 ? H : 1, 0, [&](int h0) {
+    std::vector<float> tmp(d);
+    auto store = [&](std::byte* dst, const std::byte* from) {
+      if (src == config_.dtype) {
+        std::memcpy(dst, from, dst_row);
+      } else {
+        convert_to_f32(from, src, tmp.data(), d);
+        convert_from_f32(tmp.data(), dst, config_.dtype, d);
       }
-      if (config_.store_codes) encode_codes(layer, page, h, slot0, run);
-      if (config_.store_page_minmax) update_minmax(layer, page, h, slot0, run);
+    };
+    const int h_begin = n >= 64 ? h0 : 0, h_end = n >= 64 ? h0 + 1 : H;
+    for (int h = h_begin; h < h_end; ++h) {
+      for (int done = 0; done < n;) {
+        const int pos = len + done;
+        const int32_t page = s.pages[pos / P];
+        const int slot0 = pos % P;
+        const int run = std::min(n - done, P - slot0);
+        const size_t head_off = page * kv_page_bytes_ + (size_t(h) * P + slot0) * dst_row;
+        for (int r = 0; r < run; ++r) {
+          const size_t src_off = (size_t(done + r) * H + h) * src_row;
+          store(L.k.get() + head_off + r * dst_row, static_cast<const std::byte*>(k) + src_off);
+          store(L.v.get() + head_off + r * dst_row, static_cast<const std::byte*>(v) + src_off);
+        }
+        if (config_.store_codes) encode_codes(layer, page, h, slot0, run);
+        if (config_.store_page_minmax) update_minmax(layer, page, h, slot0, run);
+        done += run;
+      }
     }
-    done += run;
-  }
+  });
   s.length[layer] = len + n;
 }
 
@@ -237,6 +242,34 @@ void PagedKVCache::set_thresholds(int layer, int kv_head, std::span<const float>
     for (int pi = 0; pi * P < len; ++pi) {
       encode_codes(layer, s->pages[pi], kv_head, 0, std::min(P, len - pi * P));
     }
+  }
+}
+
+void PagedKVCache::calibrate_thresholds(int layer, int max_samples) {
+  check_layer(layer);
+  ADAMAS_CHECK(config_.store_codes, "this cache stores no key codes (store_codes = false)");
+  ADAMAS_CHECK(max_samples >= 1, "max_samples must be ≥ 1, got {}", max_samples);
+  int64_t total = 0;
+  for (auto& s : seqs_)
+    if (s->alive) total += s->length[layer];
+  ADAMAS_CHECK(total > 0, "cannot calibrate layer {}: it holds no keys", layer);
+  const int d = config_.head_dim;
+  const int64_t step = std::max<int64_t>(1, total / max_samples);
+  std::vector<float> x(d);
+  for (int h = 0; h < config_.num_kv_heads; ++h) {
+    std::vector<float> values;
+    int64_t index = 0;
+    for (auto& s : seqs_) {
+      if (!s->alive) continue;
+      const PagedKV view = kv(layer, static_cast<SeqId>(&s - seqs_.data()), h);
+      for (int t = 0; t < view.length; ++t, ++index) {
+        if (index % step != 0) continue;
+        convert_to_f32(view.key(t), config_.dtype, x.data(), d);
+        if (config_.codes.hadamard) hadamard_transform(x.data(), 1, d);
+        values.insert(values.end(), x.begin(), x.end());
+      }
+    }
+    set_thresholds(layer, h, adamas::calibrate_thresholds(values, config_.codes.bits));
   }
 }
 

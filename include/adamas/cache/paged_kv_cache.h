@@ -69,6 +69,10 @@ class PagedKVCache {
   // Setting them re-encodes the codes of every key already stored in that layer and head.
   void set_thresholds(int layer, int kv_head, std::span<const float> thresholds);
   std::span<const float> thresholds(int layer, int kv_head) const;
+  // Calibrates every KV head of a layer from the keys stored so far (all live sequences): the
+  // equal-mass quantiles of the (transformed) key elements, from at most `max_samples` keys
+  // spread over the positions; then re-encodes. Throws when the layer holds no keys.
+  void calibrate_thresholds(int layer, int max_samples = 4096);
 
   PagedKV kv(int layer, SeqId seq, int kv_head) const;
   PagedCodes codes(int layer, SeqId seq, int kv_head) const;
