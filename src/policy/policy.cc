@@ -42,7 +42,8 @@ std::string PolicyConfig::describe() const {
   if (kind == PolicyKind::kAdamas) {
     s += fmt::format("(bits={},{},{}{},{})", bits, distance == Distance::kL1 ? "l1" : "l2",
                      hadamard ? "hadamard" : "no-hadamard",
-                     thresholds.empty() ? "" : ",thresholds", gqa_name);
+                     calibrate ? ",calibrated" : (thresholds.empty() ? "" : ",thresholds"),
+                     gqa_name);
   } else if (kind == PolicyKind::kStreaming) {
     s += fmt::format("(sinks={})", sinks);
   } else if (kind != PolicyKind::kFull) {
@@ -97,6 +98,11 @@ PolicyConfig parse_policy(std::string_view spec) {
     else if (key == "bits") c.bits = parse_int(key, value);
     else if (key == "sinks") c.sinks = parse_int(key, value);
     else if (key == "hadamard") c.hadamard = parse_bool(key, value);
+    else if (key == "thresholds") {
+      if (value == "paper") c.calibrate = false;
+      else if (value == "calibrated") c.calibrate = true;
+      else throw Error(fmt::format("policy option thresholds={}: expected paper or calibrated", value));
+    }
     else if (key == "dist") {
       if (value == "l1") c.distance = Distance::kL1;
       else if (value == "l2") c.distance = Distance::kL2;
@@ -107,8 +113,8 @@ PolicyConfig parse_policy(std::string_view spec) {
       else throw Error(fmt::format("policy option gqa={}: expected per-head or shared", value));
     } else {
       throw Error(fmt::format(
-          "unknown policy option '{}': expected budget, dense_layers, gqa, bits, dist, hadamard "
-          "or sinks",
+          "unknown policy option '{}': expected budget, dense_layers, gqa, bits, dist, hadamard, "
+          "thresholds or sinks",
           key));
     }
   }

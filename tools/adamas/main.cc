@@ -5,12 +5,14 @@
 
 #include "adamas/common/error.h"
 #include "bench_command.h"
+#include "recall_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"adamas: Hadamard sparse attention for long-context LLM decoding"};
   app.require_subcommand(1);
   int status = 0;
   adamas::cli::add_bench_command(app, status);
+  adamas::cli::add_recall_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

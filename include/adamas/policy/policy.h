@@ -35,7 +35,8 @@ struct PolicyConfig {
   int bits = 2;
   Distance distance = Distance::kL1;
   bool hadamard = true;
-  std::vector<float> thresholds;  // empty: the cache's per-head thresholds
+  std::vector<float> thresholds;  // fixed thresholds for the cache; empty: the defaults
+  bool calibrate = false;         // per-head thresholds from the keys after prefill (ours)
   // streaming
   int sinks = 4;  // first tokens kept; the window is budget − sinks recent tokens
 
@@ -44,7 +45,8 @@ struct PolicyConfig {
 };
 
 // Parses "NAME[:key=value,...]" with NAME in full|oracle|adamas|quest|streaming and keys
-// budget, dense_layers, gqa (per-head|shared), bits, dist (l1|l2), hadamard (0|1), sinks.
+// budget, dense_layers, gqa (per-head|shared), bits, dist (l1|l2), hadamard (0|1),
+// thresholds (paper|calibrated), sinks.
 // Unknown names or keys throw adamas::Error listing the accepted ones.
 PolicyConfig parse_policy(std::string_view spec);
 
