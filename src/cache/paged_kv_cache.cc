@@ -254,7 +254,7 @@ void PagedKVCache::calibrate_thresholds(int layer, int max_samples) {
     if (s->alive) total += s->length[layer];
   ADAMAS_CHECK(total > 0, "cannot calibrate layer {}: it holds no keys", layer);
   const int d = config_.head_dim;
-  const int64_t step = std::max<int64_t>(1, total / max_samples);
+  const int64_t step = (total + max_samples - 1) / max_samples;  // ≤ max_samples keys taken
   std::vector<float> x(d);
   for (int h = 0; h < config_.num_kv_heads; ++h) {
     std::vector<float> values;

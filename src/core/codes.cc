@@ -41,9 +41,12 @@ std::vector<float> CodeSpec::effective_thresholds() const {
 std::vector<float> calibrate_thresholds(std::span<const float> values, int bits) {
   ADAMAS_CHECK(bits >= 1 && bits <= kMaxCodeBits, "code bits must be 1, 2 or 3, got {}", bits);
   const size_t buckets = size_t{1} << bits;
-  ADAMAS_CHECK(values.size() >= buckets, "calibration needs at least {} values, got {}", buckets,
-               values.size());
-  std::vector<float> v(values.begin(), values.end());
+  std::vector<float> v;  // NaN/Inf samples carry no order information: drop them
+  v.reserve(values.size());
+  for (float x : values)
+    if (std::isfinite(x)) v.push_back(x);
+  ADAMAS_CHECK(v.size() >= buckets, "calibration needs at least {} finite values, got {} of {}",
+               buckets, v.size(), values.size());
   std::vector<float> t(buckets - 1);
   for (size_t m = 1; m < buckets; ++m) {
     const size_t k = std::min(v.size() - 1, m * v.size() / buckets);
@@ -58,8 +61,11 @@ std::vector<float> calibrate_thresholds(std::span<const float> values, int bits)
   return t;
 }
 
-void compute_buckets(const CodeSpec& spec, std::span<const float> thresholds, const float* x,
-                     uint8_t* buckets) {
+namespace {
+
+// compute_buckets without the checks, for loops over many vectors of one validated spec.
+void buckets_unchecked(const CodeSpec& spec, std::span<const float> thresholds, const float* x,
+                       uint8_t* buckets) {
   const int d = spec.head_dim;
   float tmp[kMaxHeadDim];
   std::copy(x, x + d, tmp);
@@ -67,11 +73,20 @@ void compute_buckets(const CodeSpec& spec, std::span<const float> thresholds, co
   for (int i = 0; i < d; ++i) buckets[i] = bucket_of(tmp[i], thresholds);
 }
 
+}  // namespace
+
+void compute_buckets(const CodeSpec& spec, std::span<const float> thresholds, const float* x,
+                     uint8_t* buckets) {
+  spec.validate();
+  check_thresholds(thresholds, spec.bits);
+  buckets_unchecked(spec, thresholds, x, buckets);
+}
+
 QueryCode encode_query(const CodeSpec& spec, std::span<const float> thresholds, const float* q) {
   spec.validate();
   check_thresholds(thresholds, spec.bits);
   uint8_t b[kMaxHeadDim];
-  compute_buckets(spec, thresholds, q, b);
+  buckets_unchecked(spec, thresholds, q, b);
   QueryCode code;
   code.bits = spec.bits;
   code.words = spec.words();
@@ -86,6 +101,7 @@ QueryCode encode_query(const CodeSpec& spec, std::span<const float> thresholds, 
 void encode_keys(const CodeSpec& spec, std::span<const float> thresholds, const void* keys,
                  DType dtype, size_t n, size_t key_stride, uint64_t* code_page, int slot_stride,
                  int slot0) {
+  spec.validate();
   ADAMAS_CHECK(slot0 >= 0 && slot0 + n <= static_cast<size_t>(slot_stride),
                "key slots [{}, {}) do not fit a code page of {} slots", slot0, slot0 + n,
                slot_stride);
@@ -96,7 +112,7 @@ void encode_keys(const CodeSpec& spec, std::span<const float> thresholds, const 
   uint8_t b[kMaxHeadDim];
   for (size_t r = 0; r < n; ++r) {
     convert_to_f32(base + r * key_stride * dtype_size(dtype), dtype, x, d);
-    compute_buckets(spec, thresholds, x, b);
+    buckets_unchecked(spec, thresholds, x, b);
     const size_t slot = slot0 + r;
     for (int p = 0; p < spec.bits; ++p) {
       for (int w = 0; w < words; ++w) {

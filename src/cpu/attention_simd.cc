@@ -28,6 +28,9 @@ HWY_INLINE VF LoadRow(DF df, const std::byte* HWY_RESTRICT row, size_t j) {
   if constexpr (T == DType::kF32) {
     return hn::LoadU(df, reinterpret_cast<const float*>(row) + j);
   } else if constexpr (T == DType::kF16) {
+#if HWY_TARGET == HWY_SCALAR  // Highway 1.0.3's scalar PromoteTo reads f16 Inf/NaN as finite
+    return hn::Set(df, f16_to_f32(reinterpret_cast<const uint16_t*>(row)[j]));
+#endif
     const hn::Rebind<hwy::float16_t, DF> dh;
     return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + j));
   } else {

@@ -25,8 +25,12 @@ DecodeAttention::DecodeAttention(const PagedKVCache& cache, const SelectionPolic
 }
 
 const HeadScratch& DecodeAttention::scratch(int b, int kv_head) const {
-  const size_t i = static_cast<size_t>(b) * cache_.config().num_kv_heads + kv_head;
-  ADAMAS_CHECK(i < scratch_.size(), "no selection for batch entry {}, KV head {}", b, kv_head);
+  const int kv_heads = cache_.config().num_kv_heads;
+  ADAMAS_CHECK(kv_head >= 0 && kv_head < kv_heads,
+               "no selection for KV head {}: out of range [0, {})", kv_head, kv_heads);
+  const size_t i = static_cast<size_t>(b) * kv_heads + kv_head;
+  ADAMAS_CHECK(b >= 0 && i < scratch_.size(), "no selection for batch entry {} (last run had {})",
+               b, scratch_.size() / kv_heads);
   return scratch_[i];
 }
 

@@ -116,8 +116,9 @@ class QuestPolicy final : public SelectionPolicy {
 
   void select(const PagedKVCache& cache, const HeadTask& t, HeadScratch& s) const override {
     const int P = cache.config().page_size, b = config_.budget;
+    ADAMAS_CHECK(b >= P, "policy quest: budget {} is smaller than one page ({} tokens)", b, P);
     const int pages = (t.length + P - 1) / P;
-    const int want = std::max(1, b / P);
+    const int want = b / P;
     thread_local std::vector<int32_t> chosen;
     chosen.resize(want);
     for (int r = 0; r < s.rows(); ++r) {
