@@ -23,6 +23,14 @@
 namespace adamas::cli {
 namespace {
 
+// The 1-minute load average: benchmarks on a shared machine say how busy it was.
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string first;
+  f >> first;
+  return first.empty() ? "?" : first;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -105,13 +113,16 @@ int run_bench(const BenchOptions& o) {
   fmt::print("policy {}; SIMD {}; {} threads; median of {} runs, caches flushed: {}\n",
              sparse.describe(), simd_target(), threads, o.reps, o.flush ? "yes" : "no");
   const double copy_gbs = measure_copy_bandwidth(threads);
-  fmt::print("memory copy bandwidth (read + write): {:.1f} GB/s\n\n", copy_gbs);
+  const double read_gbs = measure_read_bandwidth(threads);
+  fmt::print("memory bandwidth: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s; load "
+             "average {}\n\n",
+             copy_gbs, read_gbs, load_average());
 
   std::ofstream csv(o.csv);
   if (!csv) throw adamas::Error(fmt::format("cannot write CSV file '{}'", o.csv));
   csv << "context,budget,batch,heads,kv_heads,head_dim,dtype,policy,simd,threads,dense_ms,"
          "encode_ms,estimate_ms,topk_ms,attention_ms,total_ms,speedup,dense_gbs,estimate_gbs,"
-         "copy_gbs\n";
+         "copy_gbs,read_gbs,loadavg\n";
   fmt::print("{:>8} {:>6} {:>9} | {:>8} {:>9} {:>8} {:>8} {:>9} | {:>7} | {:>9} {:>9}\n", "context",
              "budget", "dense ms", "encode", "estimate", "top-k", "attn", "total ms", "speedup",
              "dense GB/s", "est GB/s");
@@ -173,17 +184,18 @@ int run_bench(const BenchOptions& o) {
                  ctx, budget, dense.total * 1e3, t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3,
                  t.attention * 1e3, t.total * 1e3, speedup, dense_gbs, est_gbs);
       csv << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
-                         "{:.3f},{:.2f},{:.2f},{:.2f}\n",
+                         "{:.3f},{:.2f},{:.2f},{:.2f},{:.2f},{}\n",
                          ctx, budget, o.batch, o.heads, o.kv_heads, o.head_dim, o.dtype,
                          policy_kind_name(pc.kind), simd_target(), threads, dense.total * 1e3,
                          t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3, t.attention * 1e3,
-                         t.total * 1e3, speedup, dense_gbs, est_gbs, copy_gbs);
+                         t.total * 1e3, speedup, dense_gbs, est_gbs, copy_gbs, read_gbs,
+                         load_average());
     }
     csv.flush();
   }
-  fmt::print("\ndense GB/s counts K and V bytes; est GB/s counts key-code bytes; copy: {:.1f} GB/s."
-             "\nwrote {}\n",
-             copy_gbs, o.csv);
+  fmt::print("\ndense GB/s counts K and V bytes read; est GB/s counts key-code bytes read.\n"
+             "machine: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s.\nwrote {}\n",
+             copy_gbs, read_gbs, o.csv);
   return 0;
 }
 
