@@ -8,6 +8,10 @@ pkgs=(
   libcli11-dev          # command-line parsing for the adamas CLI
   nlohmann-json3-dev    # JSON (configs, bench output)
   libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-dev       # sgemm/sgemv for the model runtime's matrix products
+  libsentencepiece-dev  # SentencePiece tokenizer.model (Llama 1/2, Mistral)
+  libicu-dev            # Unicode categories + NFC for byte-level BPE pre-tokenization
+  python3-numpy         # tools/model_check: peer-check checkpoints and numpy reference logits
 )
 missing=()
 for p in "${pkgs[@]}"; do

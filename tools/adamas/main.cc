@@ -5,6 +5,8 @@
 
 #include "adamas/common/error.h"
 #include "bench_command.h"
+#include "generate_command.h"
+#include "inspect_command.h"
 #include "recall_command.h"
 
 int main(int argc, char** argv) {
@@ -13,6 +15,8 @@ int main(int argc, char** argv) {
   int status = 0;
   adamas::cli::add_bench_command(app, status);
   adamas::cli::add_recall_command(app, status);
+  adamas::cli::add_generate_command(app, status);
+  adamas::cli::add_inspect_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

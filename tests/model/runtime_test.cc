@@ -1,0 +1,209 @@
+// The runtime end to end on a tiny random model written from C++: prefill chunking, prefill vs
+// decode, every policy inside the runtime (budget ≥ context equals full, dense_layers honoured,
+// small budgets really sparse), ragged batches, and generation with stop tokens.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "adamas/model/llama.h"
+#include "adamas/model/sampler.h"
+#include "model_test_util.h"
+
+namespace adamas::model::test {
+namespace {
+
+class Runtime : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    TinySpec s;
+    s.head_dim = 32;  // Adamas codes need ≥ 16; 32 keeps Hadamard non-trivial
+    s.hidden = 64;
+    s.heads = 4;
+    s.kv_heads = 2;
+    s.dtype = "BF16";
+    write_tiny_model(dir_->path, s);
+    model_ = LlamaModel::load(dir_->path).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete dir_;
+  }
+  static std::vector<int32_t> tokens(int n, uint32_t seed) {
+    std::mt19937 g(seed);
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = std::uniform_int_distribution<int>(0, 95)(g);
+    return t;
+  }
+  // One thread by default: the results must not depend on it (RaggedBatch runs two), and a
+  // loaded CI machine makes OpenMP barriers slow.
+  static RuntimeOptions options(const std::string& policy, int chunk = 256, int threads = 1) {
+    RuntimeOptions o;
+    o.threads = threads;
+    o.policy = parse_policy(policy);
+    o.kv_dtype = DType::kF32;
+    o.page_size = 8;
+    o.max_tokens = 1024;
+    o.max_batch = 4;
+    o.prefill_chunk = chunk;
+    return o;
+  }
+  // Prefill `prefix` tokens, then decode the rest one by one: logits of every position ≥ prefix.
+  static std::vector<float> prefill_then_decode(const RuntimeOptions& o,
+                                                const std::vector<int32_t>& t, int prefix) {
+    Session s(*model_, o);
+    const SeqId seq = s.add_sequence();
+    const int V = model_->config().vocab_size;
+    std::vector<float> out(size_t(t.size() - prefix + 1) * V);
+    s.prefill(seq, std::span(t).first(prefix), out.data());
+    for (size_t i = prefix; i < t.size(); ++i)
+      s.decode(std::span<const SeqId>(&seq, 1), std::span(t).subspan(i, 1),
+               out.data() + (i - prefix + 1) * V);
+    return out;
+  }
+  static double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    EXPECT_EQ(a.size(), b.size());
+    double m = 0;
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
+    return m;
+  }
+  static TempDir* dir_;
+  static LlamaModel* model_;
+};
+TempDir* Runtime::dir_ = nullptr;
+LlamaModel* Runtime::model_ = nullptr;
+
+TEST_F(Runtime, PrefillChunkSizeDoesNotChangeLogits) {
+  const auto t = tokens(150, 1);
+  const int V = model_->config().vocab_size;
+  std::vector<float> ref(t.size() * V);
+  {
+    Session s(*model_, options("full", 256));
+    s.prefill(s.add_sequence(), t, ref.data(), true);
+  }
+  for (int chunk : {1, 7, 64}) {
+    Session s(*model_, options("full", chunk));
+    std::vector<float> got(ref.size());
+    s.prefill(s.add_sequence(), t, got.data(), true);
+    EXPECT_LT(max_abs_diff(got, ref), 2e-4) << "chunk " << chunk;
+  }
+}
+
+TEST_F(Runtime, DecodeStepsEqualPrefillLogits) {
+  const auto t = tokens(90, 2);
+  const int V = model_->config().vocab_size, prefix = 40;
+  std::vector<float> all(t.size() * V);
+  Session s(*model_, options("full"));
+  s.prefill(s.add_sequence(), t, all.data(), true);
+  const std::vector<float> want(all.begin() + (prefix - 1) * V, all.end());
+  EXPECT_LT(max_abs_diff(prefill_then_decode(options("full"), t, prefix), want), 2e-4);
+}
+
+// budget ≥ context: every sparse policy must reproduce dense attention.
+TEST_F(Runtime, EveryPolicyWithBudgetAboveContextEqualsFull) {
+  const auto t = tokens(100, 3);
+  const auto full = prefill_then_decode(options("full"), t, 50);
+  for (const char* p : {"adamas:budget=512,dense_layers=0", "oracle:budget=512,dense_layers=0",
+                        "quest:budget=512,dense_layers=0", "streaming:budget=512,dense_layers=0",
+                        "adamas:budget=512,dense_layers=0,gqa=shared,thresholds=calibrated"}) {
+    EXPECT_EQ(max_abs_diff(prefill_then_decode(options(p), t, 50), full), 0.0) << p;
+  }
+}
+
+// Small budgets change the logits (attention is really sparse), except when every layer is
+// declared dense; the oracle at a larger budget stays closer to full than at a tiny one.
+TEST_F(Runtime, SmallBudgetsAreSparseAndDenseLayersAreHonoured) {
+  const auto t = tokens(160, 4);
+  const auto full = prefill_then_decode(options("full"), t, 120);
+  const int L = model_->config().num_layers;
+  for (const char* p : {"adamas", "oracle", "quest", "streaming"}) {
+    const std::string sparse = std::string(p) + ":budget=16,dense_layers=0";
+    EXPECT_GT(max_abs_diff(prefill_then_decode(options(sparse), t, 120), full), 1e-3) << sparse;
+    const std::string dense = std::string(p) + ":budget=16,dense_layers=" + std::to_string(L);
+    EXPECT_EQ(max_abs_diff(prefill_then_decode(options(dense), t, 120), full), 0.0) << dense;
+  }
+  const double tiny =
+      max_abs_diff(prefill_then_decode(options("oracle:budget=8,dense_layers=0"), t, 120), full);
+  const double big =
+      max_abs_diff(prefill_then_decode(options("oracle:budget=96,dense_layers=0"), t, 120), full);
+  EXPECT_LT(big, tiny);
+}
+
+// Sequences of different lengths decoded in one batch give what each gives alone.
+TEST_F(Runtime, RaggedBatchEqualsSeparateDecodes) {
+  const int V = model_->config().vocab_size;
+  for (const char* p : {"full", "adamas:budget=16,dense_layers=1"}) {
+    const std::vector<std::vector<int32_t>> prompts = {tokens(30, 5), tokens(77, 6), tokens(51, 7)};
+    const auto next = tokens(3 * 6, 8);
+    Session batch(*model_, options(p, 256, 2));
+    std::vector<SeqId> seqs;
+    std::vector<float> tmp(V);
+    for (const auto& pr : prompts) {
+      seqs.push_back(batch.add_sequence());
+      batch.prefill(seqs.back(), pr, tmp.data());
+    }
+    std::vector<float> got(3 * V);
+    for (int step = 0; step < 6; ++step)
+      batch.decode(seqs, std::span(next).subspan(step * 3, 3), got.data());
+    for (int b = 0; b < 3; ++b) {
+      Session one(*model_, options(p));
+      const SeqId s = one.add_sequence();
+      one.prefill(s, prompts[b], tmp.data());
+      for (int step = 0; step < 6; ++step)
+        one.decode(std::span<const SeqId>(&s, 1), std::span(next).subspan(step * 3 + b, 1),
+                   tmp.data());
+      const std::vector<float> row(got.begin() + b * V, got.begin() + (b + 1) * V);
+      EXPECT_LT(max_abs_diff(row, tmp), 1e-4) << p << " sequence " << b;
+    }
+  }
+}
+
+TEST_F(Runtime, GenerateStopsAtStopTokensAndStreamsEachToken) {
+  Session s(*model_, options("adamas:budget=16"));
+  const auto prompt = tokens(20, 9);
+  GenerationConfig gc;
+  gc.max_new_tokens = 12;
+  std::vector<int32_t> seen;
+  const auto st = generate(s, prompt, gc, [&](int32_t t) {
+    seen.push_back(t);
+    return true;
+  });
+  ASSERT_EQ(st.new_tokens, 12);
+  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_EQ(st.decode_steps, 11);
+  EXPECT_FALSE(st.stopped);
+  gc.stop_tokens = {seen[4]};  // greedy is deterministic: it stops at the first occurrence
+  const size_t first = std::find(seen.begin(), seen.end(), seen[4]) - seen.begin();
+  std::vector<int32_t> again;
+  const auto st2 = generate(s, prompt, gc, [&](int32_t t) {
+    again.push_back(t);
+    return true;
+  });
+  EXPECT_TRUE(st2.stopped);
+  EXPECT_EQ(again, std::vector<int32_t>(seen.begin(), seen.begin() + first + 1));
+  EXPECT_EQ(s.cache().free_pages(), s.cache().config().num_pages);  // sequences were removed
+}
+
+TEST_F(Runtime, ErrorsAreClear) {
+  Session s(*model_, options("full"));
+  const SeqId seq = s.add_sequence();
+  std::vector<float> out(96);
+  const int32_t bad = 500;
+  EXPECT_THAT(test_error([&] { s.prefill(seq, std::span(&bad, 1), out.data()); }),
+              ::testing::HasSubstr("token id 500 out of range"));
+  const int32_t ok = 5;
+  EXPECT_THAT(
+      test_error([&] { s.decode(std::span<const SeqId>(&seq, 1), std::span(&ok, 1), out.data()); }),
+      ::testing::HasSubstr("prefill it first"));
+  RuntimeOptions small = options("full");
+  small.max_tokens = 16;
+  small.max_batch = 1;
+  Session tiny(*model_, small);
+  const auto t = tokens(40, 10);
+  EXPECT_THAT(test_error([&] { tiny.prefill(tiny.add_sequence(), t, out.data()); }),
+              ::testing::HasSubstr("KV cache is full"));
+}
+
+}  // namespace
+}  // namespace adamas::model::test

@@ -1,0 +1,134 @@
+#include "generate_command.h"
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "adamas/common/error.h"
+#include "adamas/model/llama.h"
+#include "adamas/model/sampler.h"
+#include "adamas/model/tokenizer.h"
+#include "progress.h"
+
+namespace adamas::cli {
+
+int run_generate(const GenerateOptions& o) {
+  using clock = std::chrono::steady_clock;
+  std::string prompt = o.prompt;
+  if (!o.prompt_file.empty()) {
+    std::ifstream in(o.prompt_file, std::ios::binary);
+    if (!in) throw Error(fmt::format("cannot read --prompt-file {}", o.prompt_file));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    prompt = ss.str();
+  }
+  const auto t_load = clock::now();
+  auto model = model::LlamaModel::load(o.model);
+  auto tokenizer = model::load_tokenizer(o.model);
+  const auto& mc = model->config();
+  fmt::print(stderr, "model: {}\n", mc.describe());
+  fmt::print(stderr, "tokenizer: {}\n", tokenizer->describe());
+
+  std::vector<int32_t> ids =
+      o.no_bos ? tokenizer->encode(prompt) : tokenizer->encode_prompt(prompt);
+  if (ids.empty()) throw Error("the prompt encodes to no tokens");
+
+  model::RuntimeOptions ro;
+  ro.policy = parse_policy(o.policy);
+  if (o.budget > 0) ro.policy.budget = o.budget;
+  if (o.dense_layers >= 0) ro.policy.dense_layers = o.dense_layers;
+  ro.kv_dtype = parse_dtype(o.kv_dtype);
+  ro.page_size = o.page_size;
+  ro.prefill_chunk = o.prefill_chunk;
+  ro.threads = o.threads;
+  ro.max_tokens = static_cast<int>(ids.size()) + o.max_new_tokens + 1;
+  model::Session session(*model, ro);
+  fmt::print(stderr, "policy: {}; KV cache {} ({:.1f} MiB); {} prompt tokens; loaded in {:.2f}s\n",
+             ro.policy.describe(), o.kv_dtype, session.cache().bytes() / 1048576.0, ids.size(),
+             std::chrono::duration<double>(clock::now() - t_load).count());
+
+  model::GenerationConfig gc;
+  gc.max_new_tokens = o.max_new_tokens;
+  gc.sampling = {o.temperature, o.top_k, o.top_p, o.seed};
+  gc.stop_tokens.assign(o.stop_tokens.begin(), o.stop_tokens.end());
+  if (!o.ignore_eos) {
+    for (int id : mc.eos_token_ids) gc.stop_tokens.push_back(id);
+    if (tokenizer->eos_id() >= 0) gc.stop_tokens.push_back(tokenizer->eos_id());
+  }
+
+  const size_t ctx = std::min<size_t>(ids.size(), 4);
+  model::TokenStreamer streamer(*tokenizer,
+                                std::span<const int32_t>(ids).subspan(ids.size() - ctx));
+  auto progress = std::make_unique<Progress>("prefill", static_cast<int64_t>(ids.size()));
+  bool first = true;
+  const auto stats = model::generate(
+      session, ids, gc,
+      [&](int32_t id) {
+        if (first) {  // the prefill is over: close the bar before streaming text
+          progress.reset();
+          first = false;
+        }
+        if (std::find(gc.stop_tokens.begin(), gc.stop_tokens.end(), id) == gc.stop_tokens.end()) {
+          fmt::print("{}", streamer.push(id));
+          std::fflush(stdout);
+        }
+        return true;
+      },
+      [&](int done, int) { progress->update(done); });
+  progress.reset();
+  fmt::print("{}\n", streamer.finish());
+
+  const auto& t = session.attention_times();
+  fmt::print(stderr,
+             "\nprefill: {} tokens in {:.3f}s ({:.1f} tokens/s)\n"
+             "decode:  {} tokens in {:.3f}s ({:.2f} tokens/s, {:.1f} ms/token){}\n"
+             "decode attention: {:.3f}s (encode {:.3f}, estimate {:.3f}, top-k {:.3f}, "
+             "attention {:.3f})\n",
+             stats.prompt_tokens, stats.prefill_seconds,
+             stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9), stats.new_tokens,
+             stats.decode_seconds, stats.decode_steps / std::max(stats.decode_seconds, 1e-9),
+             1e3 * stats.decode_seconds / std::max(stats.decode_steps, 1),
+             stats.stopped ? ", stopped at a stop token" : "", t.wall, t.encode, t.estimate, t.topk,
+             t.attention);
+  return 0;
+}
+
+void add_generate_command(CLI::App& app, int& status) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Generate text with a Hugging Face Llama/Mistral/Qwen2 checkpoint on the CPU");
+  cmd->add_option("--model", o->model, "model directory (config.json, *.safetensors, tokenizer)")
+      ->required();
+  auto* p = cmd->add_option("--prompt", o->prompt, "prompt text");
+  auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "file holding the prompt");
+  p->excludes(pf);
+  cmd->add_option(
+      "--policy", o->policy,
+      "decode attention policy: full, oracle, adamas, quest, streaming[:key=value,...]");
+  cmd->add_option("--budget", o->budget, "token budget of sparse policies (overrides the spec)");
+  cmd->add_option("--dense-layers", o->dense_layers, "leading layers that stay dense");
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "tokens to generate");
+  cmd->add_option("--temperature", o->temperature, "0 = greedy");
+  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)");
+  cmd->add_option("--top-p", o->top_p, "nucleus sampling threshold");
+  cmd->add_option("--seed", o->seed, "sampling seed");
+  cmd->add_option("--stop-token", o->stop_tokens, "extra stop token ids")->delimiter(',');
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "do not stop at the model's eos tokens");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f16, bf16 or f32");
+  cmd->add_option("--page-size", o->page_size, "KV cache page size (tokens)");
+  cmd->add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per prefill step");
+  cmd->add_option("--threads", o->threads, "threads (default: all cores)");
+  cmd->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
+  cmd->callback([o, p, pf, &status] {
+    if (p->count() == 0 && pf->count() == 0) throw Error("give --prompt TEXT or --prompt-file F");
+    status = run_generate(*o);
+  });
+}
+
+}  // namespace adamas::cli
