@@ -131,6 +131,34 @@ int PagedKVCache::length(int layer, SeqId seq) const {
   return sequence(seq).length[layer];
 }
 
+void PagedKVCache::truncate(SeqId seq, int length) {
+  Sequence& s = sequence(seq);
+  ADAMAS_CHECK(length >= 0, "cannot truncate sequence {} to {} tokens", seq, length);
+  int longest = 0;
+  for (int& l : s.length) {
+    l = std::min(l, length);
+    longest = std::max(longest, l);
+  }
+  const size_t keep = static_cast<size_t>(config_.pages_for(longest));
+  while (s.pages.size() > keep) {
+    free_.push_back(s.pages.back());
+    s.pages.pop_back();
+  }
+  if (!config_.store_page_minmax) return;
+  const int P = config_.page_size, d = config_.head_dim;
+  for (int layer = 0; layer < config_.num_layers; ++layer) {
+    const int len = s.length[layer];
+    if (len % P == 0) continue;  // the last page is whole: its min/max are exact
+    const int32_t page = s.pages[len / P];
+    for (int h = 0; h < config_.num_kv_heads; ++h) {
+      float* lo = layers_[layer]->minmax.get() + page * minmax_page_floats_ + size_t(h) * 2 * d;
+      std::fill(lo, lo + d, INFINITY);
+      std::fill(lo + d, lo + 2 * d, -INFINITY);
+      update_minmax(layer, page, h, 0, len % P);
+    }
+  }
+}
+
 std::span<const int32_t> PagedKVCache::page_table(SeqId seq) const { return sequence(seq).pages; }
 
 void PagedKVCache::append(int layer, SeqId seq, const void* k, const void* v, DType src, int n) {

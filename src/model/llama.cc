@@ -59,16 +59,26 @@ Session::Session(const LlamaModel& model, RuntimeOptions options)
   cc.page_size = options_.page_size;
   cc.dtype = options_.kv_dtype;
   // Only what the policy reads: codes cost an encode per appended key, min/max a pass per page.
-  cc.store_codes = pc.kind == PolicyKind::kAdamas;
-  cc.store_page_minmax = pc.kind == PolicyKind::kQuest;
+  cc.store_codes = options_.any_policy || pc.kind == PolicyKind::kAdamas;
+  cc.store_page_minmax = options_.any_policy || pc.kind == PolicyKind::kQuest;
   configure_cache_for(pc, cc);
   cc.num_pages = cc.pages_for(options_.max_tokens) + options_.max_batch;
   cc.validate();
   cache_ = std::make_unique<PagedKVCache>(cc);
-  policy_ = make_policy(pc);
-  decode_ = std::make_unique<DecodeAttention>(*cache_, *policy_, c.num_heads, options_.threads);
-  decode_serial_ = std::make_unique<DecodeAttention>(*cache_, *policy_, c.num_heads, 1);
+  set_policy(pc);
 }
+
+void Session::set_policy(const PolicyConfig& policy) {
+  auto p = make_policy(policy);
+  p->check_cache(*cache_);
+  const int heads = model_.config().num_heads;
+  decode_ = std::make_unique<DecodeAttention>(*cache_, *p, heads, options_.threads);
+  decode_serial_ = std::make_unique<DecodeAttention>(*cache_, *p, heads, 1);
+  policy_ = std::move(p);
+  options_.policy = policy;
+}
+
+void Session::truncate(SeqId seq, int length) { cache_->truncate(seq, length); }
 
 Session::~Session() = default;
 

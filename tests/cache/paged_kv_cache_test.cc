@@ -128,6 +128,34 @@ TEST(PagedKVCache, RaggedInterleavedAppendsReadBack) {
   }
 }
 
+// truncate: the kept prefix reads back with its codes and exact min/max (the last page's are
+// recomputed), pages past it are freed, and appends continue from the new end.
+TEST(PagedKVCache, TruncateKeepsPrefixFreesPagesAndAllowsAppends) {
+  for (int P : {1, 7, 16}) {
+    SCOPED_TRACE("page " + std::to_string(P));
+    CacheConfig cfg = small_cache_config(32, P, DType::kF16, /*kv_heads=*/2, /*layers=*/2);
+    const FilledCache fc = make_filled_cache(cfg, {100, 37}, 500 + P, 12.0f);
+    const int free_before = fc.cache->free_pages();
+    fc.cache->truncate(fc.seqs[0], 45);
+    const std::vector<int> lengths = {45, 37};
+    expect_contents(fc, lengths);
+    expect_codes_and_minmax(fc, lengths);
+    expect_disjoint_page_tables(*fc.cache, fc.seqs, lengths);
+    EXPECT_EQ(fc.cache->free_pages(),
+              free_before + cfg.pages_for(100) - cfg.pages_for(45));
+    fc.cache->truncate(fc.seqs[1], 80);  // longer than the sequence: unchanged
+    EXPECT_EQ(fc.cache->length(0, fc.seqs[1]), 37);
+    // Appending after a truncate continues at position 45 in each layer.
+    std::vector<float> k(3 * 2 * 32, 1.5f), v(k.size(), -2.0f);
+    for (int l = 0; l < 2; ++l) fc.cache->append(l, fc.seqs[0], k.data(), v.data(), 3);
+    const PagedKV kv = fc.cache->kv(1, fc.seqs[0], 1);
+    ASSERT_EQ(kv.length, 48);
+    EXPECT_EQ(f16_to_f32(reinterpret_cast<const uint16_t*>(kv.key(46))[5]), 1.5f);
+    EXPECT_EQ(f16_to_f32(reinterpret_cast<const uint16_t*>(kv.value(47))[0]), -2.0f);
+    EXPECT_THROW(fc.cache->truncate(fc.seqs[0], -1), Error);
+  }
+}
+
 TEST(PagedKVCache, CodesAndMinMaxForEveryCodeConfiguration) {
   for (int bits = 1; bits <= 3; ++bits)
     for (bool hadamard : {true, false})

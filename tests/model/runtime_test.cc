@@ -111,6 +111,40 @@ TEST_F(Runtime, EveryPolicyWithBudgetAboveContextEqualsFull) {
   }
 }
 
+// truncate + set_policy: decoding again from the end of the prompt repeats the same logits, and
+// a session that stores every policy's metadata switches policies over one prefill.
+TEST_F(Runtime, TruncateAndSetPolicyReuseOnePrefill) {
+  const auto t = tokens(80, 9);
+  const int V = model_->config().vocab_size, prefix = 50;
+  RuntimeOptions o = options("full");
+  o.any_policy = true;
+  Session s(*model_, o);
+  const SeqId seq = s.add_sequence();
+  std::vector<float> last(V);
+  s.prefill(seq, std::span(t).first(prefix), last.data());
+  auto decode_rest = [&] {
+    std::vector<float> out(size_t(t.size() - prefix) * V);
+    for (size_t i = prefix; i < t.size(); ++i)
+      s.decode(std::span<const SeqId>(&seq, 1), std::span(t).subspan(i, 1),
+               out.data() + (i - prefix) * V);
+    return out;
+  };
+  const auto first = decode_rest();
+  s.truncate(seq, prefix);
+  EXPECT_EQ(s.length(seq), prefix);
+  EXPECT_EQ(max_abs_diff(decode_rest(), first), 0.0);
+  s.truncate(seq, prefix);
+  s.set_policy(parse_policy("adamas:budget=512,dense_layers=0"));
+  EXPECT_EQ(max_abs_diff(decode_rest(), first), 0.0);
+  s.truncate(seq, prefix);
+  s.set_policy(parse_policy("adamas:budget=8,dense_layers=0"));
+  EXPECT_GT(max_abs_diff(decode_rest(), first), 1e-3);  // really sparse
+  // Without any_policy the cache has no codes: switching to adamas names the problem.
+  Session plain(*model_, options("full"));
+  EXPECT_THAT([&] { plain.set_policy(parse_policy("adamas")); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("key codes")));
+}
+
 // Small budgets change the logits (attention is really sparse), except when every layer is
 // declared dense; the oracle at a larger budget stays closer to full than at a tiny one.
 TEST_F(Runtime, SmallBudgetsAreSparseAndDenseLayersAreHonoured) {

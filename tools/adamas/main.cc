@@ -5,6 +5,7 @@
 
 #include "adamas/common/error.h"
 #include "bench_command.h"
+#include "demo_command.h"
 #include "generate_command.h"
 #include "inspect_command.h"
 #include "recall_command.h"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   CLI::App app{"adamas: Hadamard sparse attention for long-context LLM decoding"};
   app.require_subcommand(1);
   int status = 0;
+  adamas::cli::add_demo_command(app, status);
   adamas::cli::add_bench_command(app, status);
   adamas::cli::add_recall_command(app, status);
   adamas::cli::add_generate_command(app, status);

@@ -62,6 +62,11 @@ class PagedKVCache {
   }
 
   int length(int layer, SeqId seq) const;
+  // Shortens the sequence to its first `length` tokens in every layer (a layer already shorter
+  // keeps its length) and frees the pages no longer used; the last page's Quest min/max are
+  // recomputed from the keys that remain. Lets callers decode several continuations (or several
+  // policies) from one prefill.
+  void truncate(SeqId seq, int length);
   int free_pages() const { return static_cast<int>(free_.size()); }
   std::span<const int32_t> page_table(SeqId seq) const;
 

@@ -45,6 +45,9 @@ struct RuntimeOptions {
   int max_batch = 1;        // sequences alive at once (capacity is max_tokens in total)
   int prefill_chunk = 256;  // tokens per prefill step
   int threads = 0;          // ≤ 0: OpenMP's default
+  // Store key codes and Quest min/max whatever the policy, so that set_policy() can switch to
+  // any policy over the same cache (evaluations comparing policies after one prefill).
+  bool any_policy = false;
 };
 
 class Session {
@@ -61,6 +64,11 @@ class Session {
   // With thresholds=calibrated the policy's key thresholds are calibrated afterwards.
   void prefill(SeqId seq, std::span<const int32_t> tokens, float* logits, bool all_logits = false,
                const std::function<void(int, int)>& progress = {});
+
+  // Rolls the sequence back to its first `length` tokens (e.g. to the end of a prompt).
+  void truncate(SeqId seq, int length);
+  // Switches the decode policy; the cache must hold what it reads (RuntimeOptions::any_policy).
+  void set_policy(const PolicyConfig& policy);
 
   // One token for each sequence (a batch): logits [seqs.size()][vocab].
   void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits);
