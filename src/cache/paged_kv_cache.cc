@@ -73,13 +73,13 @@ PagedKVCache::PagedKVCache(const CacheConfig& config) : config_(config) {
   config_.codes.head_dim = config_.head_dim;
   const size_t P = config_.page_size, H = config_.num_kv_heads, d = config_.head_dim;
   const size_t pages = config_.num_pages;
-  kv_page_bytes_ = H * P * d * dtype_size(config_.dtype);
+  kv_head_page_bytes_ = P * d * dtype_size(config_.dtype);
   code_page_words_ = config_.store_codes ? code_page_words(config_.codes, config_.page_size) : 0;
   minmax_page_floats_ = config_.store_page_minmax ? H * 2 * d : 0;
   for (int l = 0; l < config_.num_layers; ++l) {
     auto layer = std::make_unique<Layer>();
-    layer->k = allocate<std::byte>(pages * kv_page_bytes_, "keys");
-    layer->v = allocate<std::byte>(pages * kv_page_bytes_, "values");
+    layer->k = allocate<std::byte>(H * pages * kv_head_page_bytes_, "keys");
+    layer->v = allocate<std::byte>(H * pages * kv_head_page_bytes_, "values");
     layer->codes = allocate<uint64_t>(pages * H * code_page_words_, "key codes");
     layer->minmax = allocate<float>(pages * minmax_page_floats_, "page min/max");
     if (config_.store_codes) {
@@ -117,6 +117,11 @@ void PagedKVCache::check_layer(int layer) const {
 void PagedKVCache::check_kv_head(int kv_head) const {
   ADAMAS_CHECK(kv_head >= 0 && kv_head < config_.num_kv_heads, "kv_head {} out of range [0, {})",
                kv_head, config_.num_kv_heads);
+}
+
+size_t PagedKVCache::kv_offset(int32_t page, int kv_head, int slot) const {
+  return (size_t(kv_head) * config_.num_pages + page) * kv_head_page_bytes_ +
+         size_t(slot) * config_.head_dim * dtype_size(config_.dtype);
 }
 
 void PagedKVCache::remove_sequence(SeqId seq) {
@@ -213,7 +218,7 @@ void PagedKVCache::append(int layer, SeqId seq, const void* k, const void* v, DT
         const int32_t page = s.pages[pos / P];
         const int slot0 = pos % P;
         const int run = std::min(n - done, P - slot0);
-        const size_t head_off = page * kv_page_bytes_ + (size_t(h) * P + slot0) * dst_row;
+        const size_t head_off = kv_offset(page, h, slot0);
         for (int r = 0; r < run; ++r) {
           const size_t src_off = (size_t(done + r) * H + h) * src_row;
           store(L.k.get() + head_off + r * dst_row, static_cast<const std::byte*>(k) + src_off);
@@ -232,8 +237,9 @@ void PagedKVCache::encode_codes(int layer, int32_t page, int kv_head, int slot0,
   Layer& L = *layers_[layer];
   const int P = config_.page_size, d = config_.head_dim;
   const std::byte* keys =
-      L.k.get() + page * kv_page_bytes_ + (size_t(kv_head) * P + slot0) * d * dtype_size(config_.dtype);
-  uint64_t* code_page = L.codes.get() + (size_t(page) * config_.num_kv_heads + kv_head) * code_page_words_;
+      L.k.get() + kv_offset(page, kv_head, slot0);
+  uint64_t* code_page =
+      L.codes.get() + (size_t(kv_head) * config_.num_pages + page) * code_page_words_;
   encode_keys(config_.codes, L.thresholds[kv_head], keys, config_.dtype, n, d, code_page,
               code_slot_stride(P), slot0);
 }
@@ -242,7 +248,7 @@ void PagedKVCache::update_minmax(int layer, int32_t page, int kv_head, int slot0
   Layer& L = *layers_[layer];
   const int P = config_.page_size, d = config_.head_dim;
   const size_t row = static_cast<size_t>(d) * dtype_size(config_.dtype);
-  const std::byte* keys = L.k.get() + page * kv_page_bytes_ + (size_t(kv_head) * P + slot0) * row;
+  const std::byte* keys = L.k.get() + kv_offset(page, kv_head, slot0);
   float* lo = L.minmax.get() + page * minmax_page_floats_ + size_t(kv_head) * 2 * d;
   float* hi = lo + d;
   std::vector<float> x(d);
@@ -316,8 +322,8 @@ PagedKV PagedKVCache::kv(int layer, SeqId seq, int kv_head) const {
   PagedKV v;
   v.k_pool = L.k.get();
   v.v_pool = L.v.get();
-  v.page_stride = kv_page_bytes_;
-  v.head_offset = size_t(kv_head) * config_.page_size * config_.head_dim * dtype_size(config_.dtype);
+  v.page_stride = kv_head_page_bytes_;
+  v.head_offset = size_t(kv_head) * config_.num_pages * kv_head_page_bytes_;
   v.page_ids = s.pages.data();
   v.page_size = config_.page_size;
   v.head_dim = config_.head_dim;
@@ -333,8 +339,8 @@ PagedCodes PagedKVCache::codes(int layer, SeqId seq, int kv_head) const {
   const Sequence& s = sequence(seq);
   PagedCodes c;
   c.pool = layers_[layer]->codes.get();
-  c.page_stride = config_.num_kv_heads * code_page_words_;
-  c.head_offset = kv_head * code_page_words_;
+  c.page_stride = code_page_words_;
+  c.head_offset = size_t(kv_head) * config_.num_pages * code_page_words_;
   c.page_ids = s.pages.data();
   c.page_size = config_.page_size;
   c.slot_stride = code_slot_stride(config_.page_size);
@@ -362,7 +368,7 @@ PagedMinMax PagedKVCache::minmax(int layer, SeqId seq, int kv_head) const {
 size_t PagedKVCache::bytes() const {
   const size_t pages = config_.num_pages;
   return layers_.size() * pages *
-         (2 * kv_page_bytes_ + config_.num_kv_heads * code_page_words_ * 8 +
+         (config_.num_kv_heads * (2 * kv_head_page_bytes_ + code_page_words_ * 8) +
           minmax_page_floats_ * 4);
 }
 

@@ -1,7 +1,9 @@
 // Paged KV cache for a batch of sequences of different lengths, per layer:
-//   K, V         [num_pages][num_kv_heads][page_size][head_dim]   dtype f32/f16/bf16
-//   key codes    [num_pages][num_kv_heads][code page]             (codes.h layout)
+//   K, V         [num_kv_heads][num_pages][page_size][head_dim]   dtype f32/f16/bf16
+//   key codes    [num_kv_heads][num_pages][code page]             (codes.h layout)
 //   Quest min/max[num_pages][num_kv_heads][2][head_dim]            fp32
+// Head-major: a head's pages are contiguous, so a sequence whose pages were taken in order is
+// one sequential stream per head (estimate and dense attention read one head per task).
 // Pages come from one free list shared by all layers: a sequence has one page table, and page
 // id p holds that sequence's tokens [i·P, (i+1)·P) in every layer. Growth takes free pages and
 // never moves data. Codes and min/max are computed once, when a key is appended, from the key as
@@ -96,7 +98,9 @@ class PagedKVCache {
   void update_minmax(int layer, int32_t page, int kv_head, int slot0, int n);
 
   CacheConfig config_;
-  size_t kv_page_bytes_ = 0;    // one page, all heads, K (or V)
+  size_t kv_offset(int32_t page, int kv_head, int slot) const;  // bytes into a K or V pool
+
+  size_t kv_head_page_bytes_ = 0;  // one page of one head, K (or V)
   size_t code_page_words_ = 0;  // one page, one head
   size_t minmax_page_floats_ = 0;
   struct Layer;
