@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -41,10 +42,14 @@ struct Timing {  // medians over repetitions, seconds
 };
 
 // Evicts the caches so that every repetition reads K/V (and codes) from memory, as a real decode
-// step does after the other layers have run.
+// step does after the other layers have run: writes twice the last-level cache (at least 256 MiB).
 class CacheFlusher {
  public:
-  explicit CacheFlusher(bool enabled) : buf_(enabled ? size_t{256} << 20 : 0) {}
+  explicit CacheFlusher(bool enabled) : buf_(enabled ? flush_bytes() : 0) {}
+  static size_t flush_bytes() {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return std::max(size_t{256} << 20, l3 > 0 ? 2 * static_cast<size_t>(l3) : 0);
+  }
   void operator()() {
     if (buf_.empty()) return;
     ++round_;
@@ -110,8 +115,10 @@ int run_bench(const BenchOptions& o) {
   fmt::print("adamas bench: decode attention, one layer, {} q / {} KV heads, head_dim {}, {} KV, "
              "batch {}, page {}\n",
              o.heads, o.kv_heads, o.head_dim, o.dtype, o.batch, o.page_size);
-  fmt::print("policy {}; SIMD {}; {} threads; median of {} runs, caches flushed: {}\n",
-             sparse.describe(), simd_target(), threads, o.reps, o.flush ? "yes" : "no");
+  fmt::print("policy {}; SIMD {}; {} threads; median of {} runs; caches flushed: {}\n",
+             sparse.describe(), simd_target(), threads, o.reps,
+             o.flush ? fmt::format("yes ({} MiB written)", CacheFlusher::flush_bytes() >> 20)
+                     : "no");
   const double copy_gbs = measure_copy_bandwidth(threads);
   const double read_gbs = measure_read_bandwidth(threads);
   fmt::print("memory bandwidth: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s; load "
