@@ -16,6 +16,7 @@
 #include "adamas/cache/paged_kv_cache.h"
 #include "adamas/common/error.h"
 #include "adamas/common/simd.h"
+#include "adamas/core/hadamard.h"
 #include "adamas/decode/decode_attention.h"
 #include "adamas/policy/policy.h"
 #include "bandwidth.h"
@@ -100,9 +101,27 @@ class RandomRows {
   std::vector<float> pool_;
 };
 
+// Checks the options before anything is measured, naming the flag at fault.
+void validate(const BenchOptions& o) {
+  auto fail = [](const std::string& m) { throw adamas::Error(m); };
+  check_head_dim(o.head_dim);
+  if (o.kv_heads < 1 || o.heads < 1 || o.heads % o.kv_heads != 0)
+    fail(fmt::format("--heads ({}) must be a positive multiple of --kv-heads ({})", o.heads,
+                     o.kv_heads));
+  if (o.contexts.empty() || o.budgets.empty()) fail("--contexts and --budgets need values");
+  for (int c : o.contexts)
+    if (c < 1) fail(fmt::format("--contexts: each context must be ≥ 1 token, got {}", c));
+  for (int b : o.budgets)
+    if (b < 1) fail(fmt::format("--budgets: each budget must be ≥ 1 token, got {}", b));
+  if (o.batch < 1) fail(fmt::format("--batch must be ≥ 1, got {}", o.batch));
+  if (o.reps < 1) fail(fmt::format("--reps must be ≥ 1, got {}", o.reps));
+  if (o.page_size < 1) fail(fmt::format("--page-size must be ≥ 1, got {}", o.page_size));
+}
+
 }  // namespace
 
 int run_bench(const BenchOptions& o) {
+  validate(o);
   if (!o.isa.empty()) force_simd_target(o.isa);
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   omp_set_num_threads(threads);
