@@ -71,6 +71,23 @@ Session::Session(const LlamaModel& model, RuntimeOptions options)
 void Session::set_policy(const PolicyConfig& policy) {
   auto p = make_policy(policy);
   p->check_cache(*cache_);
+  if (policy.kind == PolicyKind::kAdamas) {
+    const CacheConfig& cc = cache_->config();
+    const bool has_keys = cache_->free_pages() < cc.num_pages;
+    const std::vector<float> fixed =
+        policy.thresholds.empty() ? default_thresholds(policy.bits) : policy.thresholds;
+    for (int layer = 0; layer < cc.num_layers; ++layer) {
+      if (policy.calibrate && layer >= policy.dense_layers) {
+        if (has_keys) cache_->calibrate_thresholds(layer);
+        continue;
+      }
+      for (int h = 0; h < cc.num_kv_heads; ++h) {
+        const auto now = cache_->thresholds(layer, h);
+        if (!std::equal(now.begin(), now.end(), fixed.begin(), fixed.end()))
+          cache_->set_thresholds(layer, h, fixed);
+      }
+    }
+  }
   const int heads = model_.config().num_heads;
   decode_ = std::make_unique<DecodeAttention>(*cache_, *p, heads, options_.threads);
   decode_serial_ = std::make_unique<DecodeAttention>(*cache_, *p, heads, 1);
@@ -184,6 +201,7 @@ void Session::decode(std::span<const SeqId> seqs, std::span<const int32_t> token
     forward_layer(layer, B, b.pos.data(), b, [&](const float* q, float* att) {
       for (int i = 0; i < B; ++i)
         cache_->append(layer, seqs[i], b.k.data() + i * kvd, b.v.data() + i * kvd, 1);
+      if (query_observer_) query_observer_(layer, seqs, q);
       attn.run(layer, seqs, q, att, &times_);
     });
   }

@@ -219,6 +219,69 @@ TEST_F(Runtime, GenerateStopsAtStopTokensAndStreamsEachToken) {
   EXPECT_EQ(s.cache().free_pages(), s.cache().config().num_pages);  // sequences were removed
 }
 
+// set_policy makes the key thresholds the policy's: switching to thresholds=calibrated after a
+// prefill decodes exactly like a session built calibrated, and switching back to the paper's
+// thresholds like a session built with them (evaluations compare both over one prefill).
+TEST_F(Runtime, SetPolicyAppliesThePolicysThresholds) {
+  const auto t = tokens(120, 11);
+  const int V = model_->config().vocab_size, prefix = 80;
+  auto fresh = [&](const std::string& p) {
+    auto all = prefill_then_decode(options(p), t, prefix);
+    return std::vector<float>(all.begin() + V, all.end());  // the decode steps' logits
+  };
+  const std::string paper = "adamas:budget=8,dense_layers=0";
+  const std::string calibrated = paper + ",thresholds=calibrated";
+  RuntimeOptions o = options("full");
+  o.any_policy = true;
+  Session s(*model_, o);
+  const SeqId seq = s.add_sequence();
+  std::vector<float> last(V);
+  s.prefill(seq, std::span(t).first(prefix), last.data());
+  auto decode_rest = [&](const std::string& p) {
+    s.truncate(seq, prefix);
+    s.set_policy(parse_policy(p));
+    std::vector<float> out(size_t(t.size() - prefix) * V);
+    for (size_t i = prefix; i < t.size(); ++i)
+      s.decode(std::span<const SeqId>(&seq, 1), std::span(t).subspan(i, 1),
+               out.data() + (i - prefix) * V);
+    return out;
+  };
+  const auto want_calibrated = fresh(calibrated), want_paper = fresh(paper);
+  EXPECT_GT(max_abs_diff(want_calibrated, want_paper), 0.0);  // the thresholds matter here
+  EXPECT_EQ(max_abs_diff(decode_rest(calibrated), want_calibrated), 0.0);
+  EXPECT_EQ(max_abs_diff(decode_rest(paper), want_paper), 0.0);
+  EXPECT_EQ(max_abs_diff(decode_rest(calibrated), want_calibrated), 0.0);
+}
+
+// The query observer sees every layer's post-RoPE queries once per decode step, in layer order,
+// and changes nothing.
+TEST_F(Runtime, QueryObserverSeesEveryLayersQueries) {
+  const auto t = tokens(60, 12);
+  const ModelConfig& c = model_->config();
+  const int prefix = 40;
+  const auto want = prefill_then_decode(options("full"), t, prefix);
+  Session s(*model_, options("full"));
+  const SeqId seq = s.add_sequence();
+  std::vector<int> layers;
+  double norm = 0;
+  s.set_query_observer([&](int layer, std::span<const SeqId> seqs, const float* q) {
+    layers.push_back(layer);
+    EXPECT_EQ(seqs.size(), 1u);
+    for (int i = 0; i < c.num_heads * c.head_dim; ++i) norm += double{q[i]} * q[i];
+  });
+  std::vector<float> got(want.size());
+  s.prefill(seq, std::span(t).first(prefix), got.data());
+  EXPECT_TRUE(layers.empty());  // prefill is not observed
+  for (size_t i = prefix; i < t.size(); ++i)
+    s.decode(std::span<const SeqId>(&seq, 1), std::span(t).subspan(i, 1),
+             got.data() + (i - prefix + 1) * c.vocab_size);
+  ASSERT_EQ(layers.size(), size_t(t.size() - prefix) * c.num_layers);
+  for (size_t i = 0; i < layers.size(); ++i) EXPECT_EQ(layers[i], int(i % c.num_layers));
+  EXPECT_GT(norm, 0.0);
+  EXPECT_TRUE(std::isfinite(norm));
+  EXPECT_EQ(max_abs_diff(got, want), 0.0);
+}
+
 TEST_F(Runtime, ErrorsAreClear) {
   Session s(*model_, options("full"));
   const SeqId seq = s.add_sequence();

@@ -68,7 +68,18 @@ class Session {
   // Rolls the sequence back to its first `length` tokens (e.g. to the end of a prompt).
   void truncate(SeqId seq, int length);
   // Switches the decode policy; the cache must hold what it reads (RuntimeOptions::any_policy).
+  // For an adamas policy the key thresholds are made the policy's: with thresholds=calibrated
+  // every layer ≥ dense_layers is calibrated from the keys stored so far (when there are any;
+  // prefill calibrates otherwise), else the policy's fixed thresholds (or the defaults for its
+  // bits) are restored; codes of stored keys are re-encoded where the thresholds change.
   void set_policy(const PolicyConfig& policy);
+
+  // Called at every decode step, for every layer, with the step's post-RoPE queries
+  // [seqs.size()][num_heads][head_dim] after the step's K/V were appended to the cache and before
+  // attention (evaluations capture real queries with it). Empty: none.
+  using QueryObserver =
+      std::function<void(int layer, std::span<const SeqId> seqs, const float* q)>;
+  void set_query_observer(QueryObserver observer) { query_observer_ = std::move(observer); }
 
   // One token for each sequence (a batch): logits [seqs.size()][vocab].
   void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits);
@@ -95,6 +106,7 @@ class Session {
   std::unique_ptr<DecodeAttention> decode_serial_;  // steps too small to be worth a thread team
   std::unique_ptr<Buffers> buf_;
   StageTimes times_;
+  QueryObserver query_observer_;
 };
 
 }  // namespace adamas::model
