@@ -113,14 +113,20 @@ void collect_axes(const std::vector<Row>& rows, std::vector<std::string>& labels
   std::sort(budgets.begin(), budgets.end());
 }
 
-// ---------------------------------------------------------------------------------- passkey
-
-int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
+// The options every evaluation shares, from the command line into its own options.
+template <class Options>
+void apply_common(const Common& c, Options& o) {
   if (!c.policies.empty()) o.policies = c.policies;
   if (!c.budgets.empty()) o.budgets = c.budgets;
   o.page_size = c.page_size;
   o.threads = c.threads;
   o.jobs = jobs_of(c);
+}
+
+// ---------------------------------------------------------------------------------- passkey
+
+int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
+  apply_common(c, o);
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print("adamas eval passkey: {} ({})\nlengths {}, depths {}, {} trial(s); {} jobs × {} "
@@ -198,11 +204,7 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
 // -------------------------------------------------------------------------------------- ppl
 
 int run_ppl_command(const Common& c, eval::PplOptions o) {
-  if (!c.policies.empty()) o.policies = c.policies;
-  if (!c.budgets.empty()) o.budgets = c.budgets;
-  o.page_size = c.page_size;
-  o.threads = c.threads;
-  o.jobs = jobs_of(c);
+  apply_common(c, o);
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print("adamas eval ppl: {} on {}: {} document(s), dense prefix {} then {} tokens decoded "
@@ -262,11 +264,7 @@ int run_ppl_command(const Common& c, eval::PplOptions o) {
 // ----------------------------------------------------------------------------------- recall
 
 int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) {
-  if (!c.policies.empty()) o.policies = c.policies;
-  if (!c.budgets.empty()) o.budgets = c.budgets;
-  o.page_size = c.page_size;
-  o.threads = c.threads;
-  o.jobs = jobs_of(c);
+  apply_common(c, o);
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print("adamas eval recall: {}: queries/keys captured over {} decode steps at the end of "
