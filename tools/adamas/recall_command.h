@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "ablation_policies.h"
+
 namespace CLI {
 class App;
 }
@@ -24,19 +26,7 @@ struct RecallOptions {
   double relevant = 0.02;    // fraction of positions planted as relevant keys
   double boost = 6.0;        // logit boost of a relevant key for the heads it is relevant to
   int threads = 0;
-  std::vector<std::string> policies{
-      "oracle",
-      "oracle:gqa=shared",
-      "adamas",
-      "adamas:thresholds=calibrated",
-      "adamas:thresholds=calibrated,gqa=shared",
-      "adamas:thresholds=calibrated,hadamard=0",
-      "adamas:thresholds=calibrated,bits=1",
-      "adamas:thresholds=calibrated,bits=3",
-      "adamas:thresholds=calibrated,dist=l2",
-      "quest",
-      "quest:gqa=shared",
-      "streaming"};
+  std::vector<std::string> policies = ablation_policies();
   std::string csv = "adamas_recall.csv";
   unsigned seed = 42;
 };

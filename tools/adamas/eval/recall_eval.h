@@ -13,6 +13,7 @@
 
 #include "adamas/model/llama.h"
 #include "adamas/model/tokenizer.h"
+#include "../ablation_policies.h"
 #include "common.h"
 
 namespace adamas::eval {
@@ -80,24 +81,7 @@ struct RecallOptions {
   int text_tokens = 4096;                  // tokens prefilled per held-out window
   std::filesystem::path text = kDefaultHeldout;
   int steps = 4;  // decode steps captured per source
-  std::vector<std::string> policies{
-      "oracle",
-      "oracle:gqa=shared",
-      "adamas",
-      "adamas:gqa=shared",
-      "adamas:thresholds=calibrated",
-      "adamas:thresholds=calibrated,gqa=shared",
-      "adamas:hadamard=0",
-      "adamas:bits=1",
-      "adamas:bits=3",
-      "adamas:dist=l2",
-      "adamas:thresholds=calibrated,hadamard=0",
-      "adamas:thresholds=calibrated,bits=1",
-      "adamas:thresholds=calibrated,bits=3",
-      "adamas:thresholds=calibrated,dist=l2",
-      "quest",
-      "quest:gqa=shared",
-      "streaming"};
+  std::vector<std::string> policies = cli::ablation_policies();
   std::vector<int> budgets{16, 32, 64, 128, 256, 512, 1024};
   int page_size = 16;
   int threads = 1;  // per capture job
