@@ -55,7 +55,7 @@ struct CodeSpec {
 // of transformed key elements of one head), so that each bucket holds the same share.
 std::vector<float> calibrate_thresholds(std::span<const float> values, int bits);
 
-inline int code_slot_stride(int page_size) {
+constexpr int code_slot_stride(int page_size) {
   return (page_size + kCodeSlotAlign - 1) / kCodeSlotAlign * kCodeSlotAlign;
 }
 inline size_t code_page_words(const CodeSpec& s, int page_size) {

@@ -1,0 +1,294 @@
+// Decode attention over the paged cache, split over the key dimension (flash-decoding).
+//
+// A block (4 warps) takes one split of one (sequence, KV head, group of G query heads) and keeps
+// an online-softmax state per query head. A key row of d 16-bit elements is read by d/8 lanes,
+// 16 bytes each, so a warp reads 32/(d/8) keys per load instruction, U keys deep, K and V issued
+// together before any arithmetic. Each K/V row is read once for the G query heads that share it
+// (GQA). The states of the warp's key lanes, then of the warps, are merged, and the split's
+// (max, sum, unnormalized output) goes to a workspace; the last split to finish (an arrival
+// counter per unit) merges them all and writes the output, so one launch does the whole step.
+// Scores are kept in log2 units (q pre-scaled by scale·log2 e) so the softmax uses exp2.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/device_common.cuh"
+#include "cuda/launch.h"
+
+namespace adamas::cuda::detail {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr unsigned kFull = 0xffffffffu;
+constexpr float kLog2e = 1.4426950408889634f;
+
+// exp2(m − M), 0 for an empty state (m = −inf), also when M is −inf.
+__device__ __forceinline__ float rescale(float m, float big_m) {
+  return m == -INFINITY ? 0.0f : exp2f(m - big_m);
+}
+
+struct Split {
+  int splits;
+  int split_len;  // positions (dense) or index entries (sparse) per split
+};
+
+// Everything a launch needs, passed by value.
+struct Params {
+  DeviceLayer layer;
+  DeviceBatch batch;
+  const float* q;
+  int num_q_heads;
+  SparseArgs sparse;
+  float q_scale;  // scale · log2 e
+  Split split;
+  float* part_o;  // [rows][splits][d]
+  float* part_ml;  // [rows][splits][2]: max, sum
+  uint32_t* counters;  // [batch][units]
+  float* out;
+};
+
+template <class Cache, int G, bool SPARSE, int U>
+__global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
+  const DeviceLayer& layer = params.layer;
+  const DeviceBatch& batch = params.batch;
+  const SparseArgs& sparse = params.sparse;
+  const Split split = params.split;
+  const float* __restrict__ q = params.q;
+  const int num_q_heads = params.num_q_heads;
+  const float q_scale = params.q_scale;
+  float* __restrict__ part_o = params.part_o;
+  float* __restrict__ part_ml = params.part_ml;
+  uint32_t* __restrict__ counters = params.counters;
+  float* __restrict__ out = params.out;
+  const int b = blockIdx.z, s = blockIdx.x;
+  const int d = layer.head_dim, lpk = d / 8, kpw = 32 / lpk;
+  const int group = num_q_heads / layer.num_kv_heads;
+  const int chunks = (group + G - 1) / G;  // query-head chunks per KV head
+  // This block's KV head, first query head, heads in use, and index row (sparse).
+  int kvh, qh0, heads;
+  size_t index_row = 0;
+  if (SPARSE && !sparse.shared_rows) {  // one query head, its own selection
+    qh0 = blockIdx.y;
+    kvh = qh0 / group;
+    heads = 1;
+    index_row = static_cast<size_t>(b) * num_q_heads + qh0;
+  } else {
+    kvh = blockIdx.y / chunks;
+    qh0 = kvh * group + (blockIdx.y % chunks) * G;
+    heads = min(G, kvh * group + group - qh0);
+    index_row = static_cast<size_t>(b) * layer.num_kv_heads + kvh;
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane % lpk, sg = lane / lpk;  // dims [8·sub, 8·sub + 8) of key sg
+
+  const int n = SPARSE ? sparse.counts[index_row] : batch.lengths[b];
+  const int lo = s * split.split_len, hi = min(n, lo + split.split_len);
+
+  float qv[G][8], o[G][8], m[G], l[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const float* qrow = q + (static_cast<size_t>(b) * num_q_heads + qh0 + min(g, heads - 1)) * d;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      qv[g][e] = g < heads ? qrow[sub * 8 + e] * q_scale : 0.0f;
+      o[g][e] = 0.0f;
+    }
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+  }
+
+  const std::byte* k_head = layer.k_pool + static_cast<size_t>(kvh) * layer.kv_head_stride;
+  const std::byte* v_head = layer.v_pool + static_cast<size_t>(kvh) * layer.kv_head_stride;
+  const int32_t* table = batch.page_table + static_cast<size_t>(b) * batch.page_table_stride;
+  const int32_t* idx_row = SPARSE ? sparse.indices + index_row * sparse.index_stride : nullptr;
+  const int P = layer.page_size;
+  const size_t row_bytes = static_cast<size_t>(d) * 2;
+
+  for (int base = lo + warp * kpw * U; base < hi; base += kWarps * kpw * U) {
+    uint4 kr[U], vr[U];
+    bool valid[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int i = base + u * kpw + sg;
+      valid[u] = i < hi;
+      kr[u] = vr[u] = make_uint4(0, 0, 0, 0);  // an unread key must not be NaN: p = 0 multiplies it
+      if (valid[u]) {
+        const int pos = SPARSE ? idx_row[i] : i;
+        const size_t off = static_cast<size_t>(table[pos / P]) * layer.kv_page_stride +
+                           static_cast<size_t>(pos % P) * row_bytes + sub * 16;
+        kr[u] = load16_stream(k_head + off);
+        vr[u] = load16_stream(v_head + off);
+      }
+    }
+    float sc[G][U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float kf[8];
+      unpack8<Cache>(kr[u], kf);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc = fmaf(qv[g][e], kf[e], acc);
+        for (int off = 1; off < lpk; off <<= 1) acc += __shfl_xor_sync(kFull, acc, off);
+        sc[g][u] = valid[u] ? acc : -INFINITY;
+      }
+    }
+    float vf[U][8];
+#pragma unroll
+    for (int u = 0; u < U; ++u) unpack8<Cache>(vr[u], vf[u]);
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, sc[g][u]);
+      if (mx == -INFINITY) continue;  // no valid key in this step for this lane's key slot
+      const float c = rescale(m[g], mx);
+      l[g] *= c;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[g][e] *= c;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float p = valid[u] ? exp2f(sc[g][u] - mx) : 0.0f;
+        l[g] += p;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[g][e] = fmaf(p, vf[u][e], o[g][e]);
+      }
+      m[g] = mx;
+    }
+  }
+
+  // Merge the key slots of the warp (lanes sub, sub + lpk, ... hold the same dimensions).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    for (int off = lpk; off < 32; off <<= 1) {
+      const float m2 = __shfl_xor_sync(kFull, m[g], off);
+      const float l2 = __shfl_xor_sync(kFull, l[g], off);
+      const float mx = fmaxf(m[g], m2);
+      const float c1 = rescale(m[g], mx), c2 = rescale(m2, mx);
+      l[g] = l[g] * c1 + l2 * c2;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float o2 = __shfl_xor_sync(kFull, o[g][e], off);
+        o[g][e] = o[g][e] * c1 + o2 * c2;
+      }
+      m[g] = mx;
+    }
+  }
+  // Merge the warps through shared memory, then write this split's partial state.
+  __shared__ float sm_ml[kWarps][G][2];
+  __shared__ float sm_o[kWarps][G][256];
+  if (sg == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) sm_o[warp][g][sub * 8 + e] = o[g][e];
+      if (sub == 0) {
+        sm_ml[warp][g][0] = m[g];
+        sm_ml[warp][g][1] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  for (int g = 0; g < heads; ++g) {
+    float mx = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_ml[w][g][0]);
+    const size_t row = static_cast<size_t>(b) * num_q_heads + qh0 + g;
+    const size_t part = row * split.splits + s;
+    for (int i = threadIdx.x; i < d; i += kThreads) {
+      float acc = 0.0f;
+      for (int w = 0; w < kWarps; ++w) acc += sm_o[w][g][i] * rescale(sm_ml[w][g][0], mx);
+      part_o[part * d + i] = acc;
+    }
+    if (threadIdx.x == 0) {
+      float sum = 0.0f;
+      for (int w = 0; w < kWarps; ++w) sum += sm_ml[w][g][1] * rescale(sm_ml[w][g][0], mx);
+      part_ml[part * 2] = mx;
+      part_ml[part * 2 + 1] = sum;
+    }
+  }
+
+  // The last split of this unit to arrive merges the splits (threadFenceReduction pattern).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    uint32_t* counter = counters + static_cast<size_t>(b) * gridDim.y + blockIdx.y;
+    last = atomicAdd(counter, 1u) == static_cast<uint32_t>(split.splits - 1);
+    if (last) *counter = 0;  // ready for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int g = 0; g < heads; ++g) {
+    const size_t row = static_cast<size_t>(b) * num_q_heads + qh0 + g;
+    const float* ml = part_ml + row * split.splits * 2;
+    float mx = -INFINITY;
+    for (int t = 0; t < split.splits; ++t) mx = fmaxf(mx, __ldcg(ml + 2 * t));
+    float sum = 0.0f;
+    for (int t = 0; t < split.splits; ++t) sum += __ldcg(ml + 2 * t + 1) * rescale(__ldcg(ml + 2 * t), mx);
+    for (int i = threadIdx.x; i < d; i += kThreads) {
+      float acc = 0.0f;
+      for (int t = 0; t < split.splits; ++t) {
+        acc += __ldcg(part_o + (row * split.splits + t) * d + i) * rescale(__ldcg(ml + 2 * t), mx);
+      }
+      out[row * d + i] = acc / sum;
+    }
+  }
+}
+
+template <int G, bool SPARSE>
+void launch_dtype(const Params& p, dim3 grid, cudaStream_t stream) {
+  constexpr int U = G >= 4 ? 2 : 4;  // registers: more warps per SM for the GQA groups
+  if (p.layer.dtype == DType::kF16) {
+    attention_kernel<F16, G, SPARSE, U><<<grid, kThreads, 0, stream>>>(p);
+  } else {
+    attention_kernel<BF16, G, SPARSE, U><<<grid, kThreads, 0, stream>>>(p);
+  }
+}
+
+template <bool SPARSE>
+void launch_group(int G, const Params& p, dim3 grid, cudaStream_t stream) {
+  switch (G) {
+    case 1: return launch_dtype<1, SPARSE>(p, grid, stream);
+    case 2: return launch_dtype<2, SPARSE>(p, grid, stream);
+    case 4: return launch_dtype<4, SPARSE>(p, grid, stream);
+    default: return launch_dtype<8, SPARSE>(p, grid, stream);
+  }
+}
+
+}  // namespace
+
+void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                      int num_q_heads, const SparseArgs* sparse, float scale, float* out,
+                      AttentionWorkspace& ws, cudaStream_t stream) {
+  const int group = num_q_heads / layer.num_kv_heads;
+  const bool per_head = sparse != nullptr && !sparse->shared_rows;
+  int G = 1;
+  while (G < group && G < 8) G *= 2;
+  if (per_head) G = 1;
+  const int units = per_head ? num_q_heads : layer.num_kv_heads * ((group + G - 1) / G);
+  // Enough blocks to fill the GPU several times over, splits of at least a few dozen keys.
+  const int keys = sparse != nullptr ? sparse->max_count : batch.max_length;
+  const int target_blocks = 8 * sm_count();
+  const int min_split = sparse != nullptr ? 32 : 512;  // keys; fewer splits amortize the merge
+  const int splits = std::clamp(ceil_div(target_blocks, static_cast<long long>(units) * batch.batch),
+                                1, std::max(1, ceil_div(keys, min_split)));
+  const Split split{splits, ceil_div(keys, splits)};
+  const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
+  Params p{layer, batch, q, num_q_heads, sparse != nullptr ? *sparse : SparseArgs{},
+           scale * kLog2e, split, nullptr, nullptr, nullptr, out};
+  p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
+  p.part_ml = p.part_o + rows * splits * layer.head_dim;
+  p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);
+  const dim3 grid(splits, units, batch.batch);
+  if (sparse != nullptr) {
+    launch_group<true>(G, p, grid, stream);
+  } else {
+    launch_group<false>(G, p, grid, stream);
+  }
+}
+
+}  // namespace adamas::cuda::detail

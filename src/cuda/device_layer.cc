@@ -1,0 +1,28 @@
+#include "adamas/cuda/device_layer.h"
+
+#include "adamas/core/hadamard.h"
+#include "common/check.h"
+
+namespace adamas::cuda {
+
+void DeviceLayer::validate() const {
+  ADAMAS_CHECK(k_pool != nullptr && v_pool != nullptr, "device layer: null K/V pool");
+  ADAMAS_CHECK(code_pool != nullptr, "device layer: null code pool (the GPU path needs key codes)");
+  ADAMAS_CHECK(thresholds != nullptr, "device layer: null thresholds");
+  check_head_dim(head_dim);
+  ADAMAS_CHECK(dtype == DType::kF16 || dtype == DType::kBF16,
+               "the GPU cache dtype must be f16 or bf16, got {}", dtype_name(dtype));
+  ADAMAS_CHECK(bits >= 1 && bits <= kMaxCodeBits, "code bits must be 1, 2 or 3, got {}", bits);
+  ADAMAS_CHECK(page_size >= 1, "page_size must be ≥ 1, got {}", page_size);
+  ADAMAS_CHECK(num_kv_heads >= 1, "num_kv_heads must be ≥ 1, got {}", num_kv_heads);
+}
+
+void DeviceBatch::validate() const {
+  ADAMAS_CHECK(batch >= 1 && batch <= 65535, "batch must be in [1, 65535], got {}", batch);
+  ADAMAS_CHECK(page_table != nullptr && lengths != nullptr, "device batch: null page table or lengths");
+  ADAMAS_CHECK(max_length >= 1, "device batch: max_length must be ≥ 1, got {}", max_length);
+  ADAMAS_CHECK(page_table_stride >= 1, "device batch: page_table_stride must be ≥ 1, got {}",
+               page_table_stride);
+}
+
+}  // namespace adamas::cuda

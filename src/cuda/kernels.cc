@@ -1,0 +1,140 @@
+// Public entry points of the GPU kernels: argument checks with messages that name the problem,
+// then the launch (launch.h) and a check of the launch.
+#include "adamas/cuda/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/check.h"
+#include "cuda/launch.h"
+
+namespace adamas::cuda {
+namespace {
+
+float hadamard_scale(int d) { return 1.0f / std::sqrt(static_cast<float>(d)); }
+
+void check_heads(const DeviceLayer& layer, int num_q_heads) {
+  ADAMAS_CHECK(num_q_heads >= 1 && num_q_heads % layer.num_kv_heads == 0,
+               "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})", num_q_heads,
+               layer.num_kv_heads);
+}
+
+void check_batch(const DeviceLayer& layer, const DeviceBatch& batch) {
+  batch.validate();
+  const int pages = (batch.max_length + layer.page_size - 1) / layer.page_size;
+  ADAMAS_CHECK(batch.page_table_stride >= pages,
+               "page_table_stride {} is too small for max_length {} ({} pages of {})",
+               batch.page_table_stride, batch.max_length, pages, layer.page_size);
+}
+
+}  // namespace
+
+void append_kv(const DeviceLayer& layer, const int32_t* slots, int n, const void* k, const void* v,
+               DType src, cudaStream_t stream) {
+  layer.validate();
+  ADAMAS_CHECK(n >= 0, "append: token count must be ≥ 0, got {}", n);
+  if (n == 0) return;
+  ADAMAS_CHECK(slots != nullptr && k != nullptr && v != nullptr, "append: null slots, k or v");
+  detail::launch_append(layer, slots, n, k, v, src, hadamard_scale(layer.head_dim), stream);
+  check_launch("append_kv");
+}
+
+void encode_stored_keys(const DeviceLayer& layer, const int32_t* slots, int n, cudaStream_t stream) {
+  layer.validate();
+  ADAMAS_CHECK(n >= 0, "encode: token count must be ≥ 0, got {}", n);
+  if (n == 0) return;
+  ADAMAS_CHECK(slots != nullptr, "encode: null slots");
+  detail::launch_append(layer, slots, n, nullptr, nullptr, layer.dtype,
+                        hadamard_scale(layer.head_dim), stream);
+  check_launch("encode_stored_keys");
+}
+
+void encode_queries(const DeviceLayer& layer, const float* q, int rows, int num_q_heads,
+                    QueryCode* out, cudaStream_t stream) {
+  layer.validate();
+  check_heads(layer, num_q_heads);
+  ADAMAS_CHECK(rows >= 0, "encode_queries: rows must be ≥ 0, got {}", rows);
+  if (rows == 0) return;
+  ADAMAS_CHECK(q != nullptr && out != nullptr, "encode_queries: null q or out");
+  detail::launch_encode_queries(layer, q, rows, num_q_heads, hadamard_scale(layer.head_dim), out,
+                                stream);
+  check_launch("encode_queries");
+}
+
+void estimate_distances(const DeviceLayer& layer, const DeviceBatch& batch,
+                        const EstimateArgs& args, cudaStream_t stream) {
+  layer.validate();
+  check_batch(layer, batch);
+  check_heads(layer, args.num_q_heads);
+  ADAMAS_CHECK((args.q != nullptr) != (args.queries != nullptr),
+               "estimate: set exactly one of q (query codes) and queries (raw), got {}",
+               args.q != nullptr ? "both" : "neither");
+  ADAMAS_CHECK(args.out != nullptr, "estimate: null output");
+  ADAMAS_CHECK(args.out_stride >= static_cast<size_t>(batch.max_length),
+               "estimate: out_stride {} is smaller than max_length {}", args.out_stride,
+               batch.max_length);
+  const int group = args.num_q_heads / layer.num_kv_heads;
+  ADAMAS_CHECK(group <= 16, "estimate: at most 16 query heads per KV head, got {}", group);
+  const CodeSpec spec = layer.code_spec();
+  const long worst = long{max_distance(spec, args.distance)} * (args.sum_heads ? group : 1);
+  ADAMAS_CHECK(worst <= 65535,
+               "distances up to {} do not fit 16 bits ({} bits, {}, head_dim {}, {} heads summed)",
+               worst, spec.bits, args.distance == Distance::kL1 ? "L1" : "L2", spec.head_dim,
+               args.sum_heads ? group : 1);
+  detail::launch_estimate(layer, batch, args,
+                          histogram_size(spec, args.distance, group, args.sum_heads), stream);
+  check_launch("estimate_distances");
+}
+
+size_t select_scratch_words(int rows, int max_length) {
+  return detail::select_scratch_words(rows, max_length);
+}
+
+void select_smallest(const TopKArgs& a, uint32_t* scratch, cudaStream_t stream) {
+  ADAMAS_CHECK(a.rows >= 0, "top-k: rows must be ≥ 0, got {}", a.rows);
+  if (a.rows == 0) return;
+  ADAMAS_CHECK(a.values != nullptr && a.histogram != nullptr && a.lengths != nullptr &&
+                   a.out != nullptr && a.counts != nullptr && scratch != nullptr,
+               "top-k: null values, histogram, lengths, out, counts or scratch");
+  ADAMAS_CHECK(a.rows_per_seq >= 1 && a.rows % a.rows_per_seq == 0,
+               "top-k: rows ({}) must be a multiple of rows_per_seq ({})", a.rows, a.rows_per_seq);
+  ADAMAS_CHECK(a.budget >= (a.add_current ? 1 : 0),
+               "top-k: budget must be ≥ {}, got {}", a.add_current ? 1 : 0, a.budget);
+  ADAMAS_CHECK(a.out_stride >= static_cast<size_t>(std::min(a.budget, a.max_length)),
+               "top-k: out_stride {} is smaller than min(budget {}, max_length {})", a.out_stride,
+               a.budget, a.max_length);
+  ADAMAS_CHECK(a.max_length >= 1 && a.value_stride >= static_cast<size_t>(a.max_length),
+               "top-k: value_stride {} is smaller than max_length {}", a.value_stride, a.max_length);
+  ADAMAS_CHECK(a.histogram_size >= 1, "top-k: histogram_size must be ≥ 1, got {}", a.histogram_size);
+  ADAMAS_CHECK(a.rows <= 65535, "top-k: at most 65535 rows per launch, got {}", a.rows);
+  detail::launch_select(a, scratch, stream);
+  check_launch("select_smallest");
+}
+
+void dense_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                            int num_q_heads, float scale, float* out, AttentionWorkspace& ws,
+                            cudaStream_t stream) {
+  layer.validate();
+  check_batch(layer, batch);
+  check_heads(layer, num_q_heads);
+  ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
+  detail::launch_attention(layer, batch, q, num_q_heads, nullptr, scale, out, ws, stream);
+  check_launch("dense_decode_attention");
+}
+
+void sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                             int num_q_heads, const SparseArgs& args, float scale, float* out,
+                             AttentionWorkspace& ws, cudaStream_t stream) {
+  layer.validate();
+  check_batch(layer, batch);
+  check_heads(layer, num_q_heads);
+  ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
+  ADAMAS_CHECK(args.indices != nullptr && args.counts != nullptr, "attention: null indices or counts");
+  ADAMAS_CHECK(args.max_count >= 1 && args.index_stride >= static_cast<size_t>(args.max_count),
+               "attention: index_stride {} is smaller than max_count {}", args.index_stride,
+               args.max_count);
+  detail::launch_attention(layer, batch, q, num_q_heads, &args, scale, out, ws, stream);
+  check_launch("sparse_decode_attention");
+}
+
+}  // namespace adamas::cuda

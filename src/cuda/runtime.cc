@@ -1,0 +1,60 @@
+#include "adamas/cuda/runtime.h"
+
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "cuda/launch.h"
+
+namespace adamas::cuda {
+
+void check(cudaError_t status, const char* what) {
+  if (status == cudaSuccess) return;
+  throw Error(fmt::format("CUDA error in {}: {}: {}", what, cudaGetErrorName(status),
+                          cudaGetErrorString(status)));
+}
+
+void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+bool available() {
+  static const bool ok = [] {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      cudaGetLastError();  // clear the sticky "no device" error
+      return false;
+    }
+    return cudaFree(nullptr) == cudaSuccess;  // creates the context
+  }();
+  return ok;
+}
+
+std::string device_summary() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return fmt::format("no usable CUDA device ({})", cudaGetErrorString(status));
+  }
+  if (count == 0) return "no CUDA device";
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  cudaDeviceProp p{};
+  check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+  return fmt::format("{} (sm_{}{}, {} SMs, {} MiB L2, {} GiB)", p.name, p.major, p.minor,
+                     p.multiProcessorCount, p.l2CacheSize >> 20, p.totalGlobalMem >> 30);
+}
+
+namespace detail {
+
+int sm_count() {
+  static int count = [] {
+    int device = 0, n = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    check(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    return n;
+  }();
+  return count;
+}
+
+}  // namespace detail
+}  // namespace adamas::cuda
