@@ -9,6 +9,7 @@
 // atomic per non-empty bin.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cuda/codes_device.cuh"
@@ -97,13 +98,31 @@ __device__ __forceinline__ void encode_group(const DeviceLayer& layer, const flo
   }
 }
 
+// 2-bit L1 from the binary planes, with two popcounts per word instead of three (popcount issues
+// at a quarter of the logic-op rate, and GQA groups run one distance per query head). Per
+// dimension, with q = 2·qh + ql and k = 2·kh + kl:  |q − k| = r0 + 2·r1  where
+//   r0 = ql ⊕ kl   (the parity of the difference)
+//   r1 = (qh ⊕ kh) ∧ ¬[(qh ∧ ¬ql ∧ kl) ∨ (kh ∧ ¬kl ∧ ql)]   (|q − k| ≥ 2: high bits differ,
+//        except 2 vs 1 in either order).
+// Per query word: ql, qh and a = qh ∧ ¬ql; per key word: kl, kh and c = kh ∧ ¬kl.
+struct QueryBits2 {
+  uint64_t ql, qh, a;
+};
+__device__ __forceinline__ int l1_bits2(const QueryBits2& q, uint64_t kl, uint64_t kh, uint64_t c) {
+  const uint64_t r0 = q.ql ^ kl;
+  const uint64_t r1 = (q.qh ^ kh) & ~((q.a & kl) | (c & q.ql));
+  return __popcll(r0) + 2 * __popcll(r1);
+}
+
 template <int BITS, bool L2, int WORDS>
-__global__ void __launch_bounds__(kThreads, BITS <= 2 ? 3 : 1)  // ≥ 3 blocks/SM for the common codes
+__global__ void __launch_bounds__(kThreads, BITS <= 2 && WORDS <= 2 ? 3 : 1)  // ≥ 3 blocks/SM: common codes
 estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int group,
                 int pages_per_block, int hist_size, bool shared_hist, float scale) {
   constexpr int T = (1 << BITS) - 1;
   extern __shared__ uint32_t smem_hist[];
   __shared__ uint64_t qplanes[kMaxGroup * T * WORDS];
+  constexpr bool kBits2 = BITS == 2 && !L2;
+  __shared__ QueryBits2 qbits[kBits2 ? kMaxGroup * WORDS : 1];
 
   const int b = blockIdx.z, kvh = blockIdx.y;
   const int n = batch.lengths[b] - (args.exclude_last ? 1 : 0);
@@ -158,6 +177,15 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
     for (int i = threadIdx.x; i < rows * hist_size; i += kThreads) smem_hist[i] = 0;
   }
   __syncthreads();
+  if constexpr (kBits2) {  // thermometer t1, t2, t3 → binary planes
+    for (int i = threadIdx.x; i < group * WORDS; i += kThreads) {
+      const int h = i / WORDS, w = i % WORDS;
+      const uint64_t* t = qplanes + h * T * WORDS;
+      const uint64_t qh = t[1 * WORDS + w], ql = (t[w] & ~qh) | t[2 * WORDS + w];
+      qbits[i] = QueryBits2{ql, qh, qh & ~ql};
+    }
+    __syncthreads();
+  }
 
   const size_t row0 = args.sum_heads
                           ? static_cast<size_t>(b) * layer.num_kv_heads + kvh
@@ -172,11 +200,17 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
       if (next_valid) next.load(p, stride, 0);
     }
     if (valid) {
-      uint64_t t0[WORDS][T], t1[WORDS][T];
+      uint64_t t0[WORDS][T], t1[WORDS][T];  // thermometer planes (general path)
+      uint64_t c0[WORDS], c1[WORDS];        // kh ∧ ¬kl (2-bit L1 path)
 #pragma unroll
       for (int w = 0; w < WORDS; ++w) {
-        thermometer<BITS>(cur.s0[w], t0[w]);
-        thermometer<BITS>(cur.s1[w], t1[w]);
+        if constexpr (kBits2) {
+          c0[w] = cur.s0[w][1] & ~cur.s0[w][0];
+          c1[w] = cur.s1[w][1] & ~cur.s1[w][0];
+        } else {
+          thermometer<BITS>(cur.s0[w], t0[w]);
+          thermometer<BITS>(cur.s1[w], t1[w]);
+        }
       }
       int sum0 = 0, sum1 = 0;
       for (int h = 0; h < group; ++h) {
@@ -184,8 +218,14 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
         int d0 = 0, d1 = 0;
 #pragma unroll
         for (int w = 0; w < WORDS; ++w) {
-          d0 += distance_word<BITS, L2>(t0[w], qh, WORDS, w);
-          d1 += distance_word<BITS, L2>(t1[w], qh, WORDS, w);
+          if constexpr (kBits2) {
+            const QueryBits2 qb = qbits[h * WORDS + w];
+            d0 += l1_bits2(qb, cur.s0[w][0], cur.s0[w][1], c0[w]);
+            d1 += l1_bits2(qb, cur.s1[w][0], cur.s1[w][1], c1[w]);
+          } else {
+            d0 += distance_word<BITS, L2>(t0[w], qh, WORDS, w);
+            d1 += distance_word<BITS, L2>(t1[w], qh, WORDS, w);
+          }
         }
         if (args.sum_heads) {
           sum0 += d0;
@@ -227,9 +267,14 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
 template <int BITS, bool L2, int WORDS>
 void launch_typed(const DeviceLayer& layer, const DeviceBatch& batch, const EstimateArgs& args,
                   int group, int hist_size, cudaStream_t stream) {
+  // Blocks of up to kSlotsPerBlock slots (whole pages), but at least ~4 waves of blocks, so that
+  // the last partial wave is a small share of the launch (32K × 32 heads: 640-slot blocks).
   const int P = layer.page_size;
-  const int pages_per_block = std::max(1, kSlotsPerBlock / P);
   const int max_pages = ceil_div(batch.max_length, P);
+  const long long units = static_cast<long long>(layer.num_kv_heads) * batch.batch;
+  const long long wave = 3LL * sm_count();  // resident blocks of 256 threads (launch bounds)
+  const int pages_per_block = std::clamp(
+      static_cast<int>(units * max_pages / (4 * wave)), 1, std::max(1, kSlotsPerBlock / P));
   const dim3 grid(ceil_div(max_pages, pages_per_block), layer.num_kv_heads, batch.batch);
   const int rows = args.sum_heads ? 1 : group;
   const size_t hist_bytes = static_cast<size_t>(rows) * hist_size * sizeof(uint32_t);

@@ -66,9 +66,10 @@ void estimate_distances(const DeviceLayer& layer, const DeviceBatch& batch,
   layer.validate();
   check_batch(layer, batch);
   check_heads(layer, args.num_q_heads);
-  ADAMAS_CHECK((args.q != nullptr) != (args.queries != nullptr),
-               "estimate: set exactly one of q (query codes) and queries (raw), got {}",
-               args.q != nullptr ? "both" : "neither");
+  ADAMAS_CHECK(args.q != nullptr || args.queries != nullptr,
+               "estimate: null queries (set q, the query codes, or queries, the raw queries)");
+  ADAMAS_CHECK(args.q == nullptr || args.queries == nullptr,
+               "estimate: both q (query codes) and queries (raw) are set; set one");
   ADAMAS_CHECK(args.out != nullptr, "estimate: null output");
   ADAMAS_CHECK(args.out_stride >= static_cast<size_t>(batch.max_length),
                "estimate: out_stride {} is smaller than max_length {}", args.out_stride,

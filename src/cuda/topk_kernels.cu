@@ -103,6 +103,10 @@ __global__ void __launch_bounds__(kThreads) count_kernel(TopKArgs a, uint32_t* s
   const RowInfo info = row_info(a, row);
   const int start = chunk * kChunk;
   if (start >= info.n && chunk > 0) return;
+  // The values first: their loads are in flight while the threshold is found.
+  const uint16_t* values = a.values + static_cast<size_t>(row) * a.value_stride;
+  uint16_t v[kPerThread];
+  load_run(values, start + threadIdx.x * kPerThread, info.n, v);
   int v_star, below;
   find_threshold(a.histogram + static_cast<size_t>(row) * a.histogram_size, a.histogram_size,
                  info.k, info.n, &v_star, &below);
@@ -111,9 +115,6 @@ __global__ void __launch_bounds__(kThreads) count_kernel(TopKArgs a, uint32_t* s
     meta[0] = static_cast<uint32_t>(v_star);
     meta[1] = static_cast<uint32_t>(below);
   }
-  const uint16_t* values = a.values + static_cast<size_t>(row) * a.value_stride;
-  uint16_t v[kPerThread];
-  load_run(values, start + threadIdx.x * kPerThread, info.n, v);
   int less = 0, equal = 0;
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
@@ -141,35 +142,32 @@ __global__ void __launch_bounds__(kThreads) write_kernel(TopKArgs a, const uint3
     }
   }
   if (start >= info.n || info.k == 0) return;
-  const uint32_t* meta = scratch + static_cast<size_t>(row) * row_words(a.max_length);
-  const int v_star = static_cast<int>(meta[0]), below = static_cast<int>(meta[1]);
-  const int need = info.k - below;  // positions equal to v* to take, lowest first
-
-  // Counts of the chunks before this one.
-  using Reduce = cub::BlockReduce<int, kThreads>;
-  __shared__ typename Reduce::TempStorage reduce;
-  __shared__ int less0, equal0;
-  int less_prev = 0, equal_prev = 0;
-  for (int c = threadIdx.x; c < chunk; c += kThreads) {
-    const uint32_t packed = meta[kMeta + c];
-    less_prev += static_cast<int>(packed >> 16);
-    equal_prev += static_cast<int>(packed & 0xffff);
-  }
-  less_prev = Reduce(reduce).Sum(less_prev);
-  __syncthreads();
-  equal_prev = Reduce(reduce).Sum(equal_prev);
-  if (threadIdx.x == 0) {
-    less0 = less_prev;
-    equal0 = equal_prev;
-  }
-  __syncthreads();
-  if (less0 >= below && equal0 >= need) return;  // everything selected lies before this chunk
-
-  // Each thread takes kPerThread consecutive positions; one block scan orders them.
+  // Issue every load first (this chunk's values, the row's threshold, the earlier chunks'
+  // counts), so the block waits for memory once.
   const uint16_t* values = a.values + static_cast<size_t>(row) * a.value_stride;
   const int mine = threadIdx.x * kPerThread;
   uint16_t vals[kPerThread];
   load_run(values, start + mine, info.n, vals);
+  const uint32_t* meta = scratch + static_cast<size_t>(row) * row_words(a.max_length);
+  const int v_star = static_cast<int>(meta[0]), below = static_cast<int>(meta[1]);
+  const int need = info.k - below;  // positions equal to v* to take, lowest first
+  unsigned long long prev = 0;  // counts of the chunks before this one: less << 32 | equal
+  for (int c = threadIdx.x; c < chunk; c += kThreads) {
+    const uint32_t packed = meta[kMeta + c];
+    prev += (static_cast<unsigned long long>(packed >> 16) << 32) | (packed & 0xffff);
+  }
+  using Reduce = cub::BlockReduce<unsigned long long, kThreads>;
+  __shared__ typename Reduce::TempStorage reduce;
+  __shared__ int less0, equal0;
+  prev = Reduce(reduce).Sum(prev);
+  if (threadIdx.x == 0) {
+    less0 = static_cast<int>(prev >> 32);
+    equal0 = static_cast<int>(prev & 0xffffffffu);
+  }
+  __syncthreads();
+  if (less0 >= below && equal0 >= need) return;  // everything selected lies before this chunk
+
+  // Each thread holds kPerThread consecutive positions; one block scan orders them.
   int less = 0, equal = 0;
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {

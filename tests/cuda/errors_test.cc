@@ -266,6 +266,9 @@ TEST_F(CudaErrors, NullPointers) {
     e.q = nullptr;
     EXPECT_ADAMAS_ERROR(cuda::estimate_distances(L, B, e, nullptr), null);
     e = s.estimate_args();
+    e.queries = s.q.data();  // codes and raw queries both set
+    EXPECT_ADAMAS_ERROR(cuda::estimate_distances(L, B, e, nullptr), HasSubstr("both"));
+    e = s.estimate_args();
     e.out = nullptr;
     EXPECT_ADAMAS_ERROR(cuda::estimate_distances(L, B, e, nullptr), null);
   }
