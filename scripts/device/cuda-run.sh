@@ -42,7 +42,7 @@ if [[ $what == all || $what == profile ]]; then
   for heads in 32/32 32/8; do
     timeout 200 ncu --clock-control none --section SpeedOfLight --section Occupancy \
       --section WarpStateStats --section LaunchStats \
-      --kernel-name regex:'estimate|count_kernel|write_kernel|attention' --launch-skip 12 --launch-count 5 \
+      --kernel-name regex:'estimate|count_kernel|write_kernel|attention' --launch-count 24 \
       build-gpu/bench/adamas_cuda_bench --heads $heads --contexts 131072 --batches 1 --budgets 256 \
       --reps 3 --warmup 1 --no-graph >>"$OUT/ncu.log" 2>&1
   done
