@@ -29,6 +29,20 @@ __device__ __forceinline__ float rescale(float m, float big_m) {
   return m == -INFINITY ? 0.0f : exp2f(m - big_m);
 }
 
+constexpr int kMaxSplits = 1024;  // per unit: the merge keeps one weight per split in shared memory
+
+// Block-wide reduction of one float per thread; every thread gets the result.
+template <class Op>
+__device__ __forceinline__ float block_reduce(float x, float* scratch, Op op) {
+  for (int off = 16; off > 0; off >>= 1) x = op(x, __shfl_xor_sync(kFull, x, off));
+  __syncthreads();  // scratch may still be read from a previous reduction
+  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = x;
+  __syncthreads();
+  float r = scratch[0];
+  for (int w = 1; w < kWarps; ++w) r = op(r, scratch[w]);
+  return r;
+}
+
 struct Split {
   int splits;
   int split_len;  // positions (dense) or index entries (sparse) per split
@@ -222,20 +236,48 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // Merge: per head, the splits' weights 2^(m_t − M) into shared memory, then the warps sum
+  // disjoint sets of splits (lanes over dimensions, coalesced) and one pass adds the warps.
+  __shared__ float sm_w[kMaxSplits];
+  __shared__ float sm_red[kWarps];
+  const int S = split.splits;
   for (int g = 0; g < heads; ++g) {
     const size_t row = static_cast<size_t>(b) * num_q_heads + qh0 + g;
-    const float* ml = part_ml + row * split.splits * 2;
+    const float* ml = part_ml + row * S * 2;
     float mx = -INFINITY;
-    for (int t = 0; t < split.splits; ++t) mx = fmaxf(mx, __ldcg(ml + 2 * t));
+    for (int t = threadIdx.x; t < S; t += kThreads) mx = fmaxf(mx, __ldcg(ml + 2 * t));
+    mx = block_reduce(mx, sm_red, [](float x, float y) { return fmaxf(x, y); });
     float sum = 0.0f;
-    for (int t = 0; t < split.splits; ++t) sum += __ldcg(ml + 2 * t + 1) * rescale(__ldcg(ml + 2 * t), mx);
-    for (int i = threadIdx.x; i < d; i += kThreads) {
-      float acc = 0.0f;
-      for (int t = 0; t < split.splits; ++t) {
-        acc += __ldcg(part_o + (row * split.splits + t) * d + i) * rescale(__ldcg(ml + 2 * t), mx);
-      }
-      out[row * d + i] = acc / sum;
+    for (int t = threadIdx.x; t < S; t += kThreads) {
+      const float w = rescale(__ldcg(ml + 2 * t), mx);
+      sm_w[t] = w;
+      sum += __ldcg(ml + 2 * t + 1) * w;
     }
+    sum = block_reduce(sum, sm_red, [](float x, float y) { return x + y; });  // syncs sm_w too
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+    const float* o_row = part_o + row * S * d;
+    for (int t = warp; t < S; t += kWarps) {
+      const float w = sm_w[t];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int i = lane + 32 * j;
+        if (i < d) acc[j] = fmaf(__ldcg(o_row + static_cast<size_t>(t) * d + i), w, acc[j]);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int i = lane + 32 * j;
+      if (i < d) sm_o[warp][0][i] = acc[j];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < d; i += kThreads) {
+      float total = 0.0f;
+      for (int w = 0; w < kWarps; ++w) total += sm_o[w][0][i];
+      out[row * d + i] = total / sum;
+    }
+    __syncthreads();  // sm_o and sm_w are reused by the next head
   }
 }
 
@@ -273,9 +315,9 @@ void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const 
   // Enough blocks to fill the GPU several times over, splits of at least a few dozen keys.
   const int keys = sparse != nullptr ? sparse->max_count : batch.max_length;
   const int target_blocks = 8 * sm_count();
-  const int min_split = sparse != nullptr ? 32 : 512;  // keys; fewer splits amortize the merge
+  const int min_split = sparse != nullptr ? 32 : 1024;  // keys; fewer splits amortize the merge
   const int splits = std::clamp(ceil_div(target_blocks, static_cast<long long>(units) * batch.batch),
-                                1, std::max(1, ceil_div(keys, min_split)));
+                                1, std::clamp(ceil_div(keys, min_split), 1, kMaxSplits));
   const Split split{splits, ceil_div(keys, splits)};
   const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
   Params p{layer, batch, q, num_q_heads, sparse != nullptr ? *sparse : SparseArgs{},

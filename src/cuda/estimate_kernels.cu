@@ -20,7 +20,8 @@ namespace adamas::cuda::detail {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kSlotsPerBlock = 2048;  // about; whole pages per block
+constexpr int kMinSlotsPerBlock = 2 * kThreads;  // whole pages per block, about
+constexpr int kMaxSlotsPerBlock = 16 * kThreads;
 constexpr int kMaxGroup = 16;         // query heads per KV head kept in shared memory
 
 // Thermometer planes t[m] = (bucket ≥ m + 1) from the binary planes s[p] (bit p of the bucket).
@@ -115,7 +116,7 @@ __device__ __forceinline__ int l1_bits2(const QueryBits2& q, uint64_t kl, uint64
 }
 
 template <int BITS, bool L2, int WORDS>
-__global__ void __launch_bounds__(kThreads, BITS <= 2 && WORDS <= 2 ? 3 : 1)  // ≥ 3 blocks/SM: common codes
+__global__ void __launch_bounds__(kThreads, BITS <= 2 && WORDS <= 2 ? 4 : 1)  // ≥ 4 blocks/SM: common codes
 estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int group,
                 int pages_per_block, int hist_size, bool shared_hist, float scale) {
   constexpr int T = (1 << BITS) - 1;
@@ -267,14 +268,15 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
 template <int BITS, bool L2, int WORDS>
 void launch_typed(const DeviceLayer& layer, const DeviceBatch& batch, const EstimateArgs& args,
                   int group, int hist_size, cudaStream_t stream) {
-  // Blocks of up to kSlotsPerBlock slots (whole pages), but at least ~4 waves of blocks, so that
-  // the last partial wave is a small share of the launch (32K × 32 heads: 640-slot blocks).
+  // Whole pages per block, about two waves of blocks (4 resident per SM), each thread at least
+  // one pair of slots and at most 8: fewer blocks amortize the barriers and histogram flushes,
+  // enough blocks keep every SM busy on short contexts.
   const int P = layer.page_size;
   const int max_pages = ceil_div(batch.max_length, P);
-  const long long units = static_cast<long long>(layer.num_kv_heads) * batch.batch;
-  const long long wave = 3LL * sm_count();  // resident blocks of 256 threads (launch bounds)
-  const int pages_per_block = std::clamp(
-      static_cast<int>(units * max_pages / (4 * wave)), 1, std::max(1, kSlotsPerBlock / P));
+  const long long total_slots = static_cast<long long>(layer.num_kv_heads) * batch.batch * max_pages * P;
+  const long long slots = std::clamp<long long>(total_slots / (2LL * 4 * sm_count()),
+                                                kMinSlotsPerBlock, kMaxSlotsPerBlock);
+  const int pages_per_block = std::max(1, static_cast<int>(slots / P));
   const dim3 grid(ceil_div(max_pages, pages_per_block), layer.num_kv_heads, batch.batch);
   const int rows = args.sum_heads ? 1 : group;
   const size_t hist_bytes = static_cast<size_t>(rows) * hist_size * sizeof(uint32_t);

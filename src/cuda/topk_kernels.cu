@@ -77,24 +77,31 @@ __device__ void find_threshold(const uint32_t* hist, int hist_size, int k, int n
   *below = shared_below;
 }
 
-// The kPerThread consecutive values of one thread, from position `first` of the row: 16-byte
-// loads when the row is aligned and the run is whole, else element by element; past n: 0xffff.
-__device__ __forceinline__ void load_run(const uint16_t* row, int first, int n, uint16_t (&v)[kPerThread]) {
+// The kPerThread consecutive values of one thread, from position `first` of the row, two per
+// 32-bit word (registers: the write kernel keeps them across a block scan): 16-byte loads when
+// the row is aligned and the run is whole, else element by element; past n: 0xffff.
+struct Run {
+  uint32_t w[kPerThread / 2];
+  __device__ __forceinline__ int operator[](int i) const { return (w[i >> 1] >> (16 * (i & 1))) & 0xffff; }
+};
+__device__ __forceinline__ void load_run(const uint16_t* row, int first, int n, Run& v) {
   const uint16_t* p = row + first;
   if (first + kPerThread <= n && (reinterpret_cast<uintptr_t>(p) & 15) == 0) {
 #pragma unroll
     for (int i = 0; i < kPerThread / 8; ++i) {
       const uint4 x = __ldcs(reinterpret_cast<const uint4*>(p) + i);
-      const uint32_t w[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        v[8 * i + 2 * j] = static_cast<uint16_t>(w[j] & 0xffff);
-        v[8 * i + 2 * j + 1] = static_cast<uint16_t>(w[j] >> 16);
-      }
+      v.w[4 * i] = x.x;
+      v.w[4 * i + 1] = x.y;
+      v.w[4 * i + 2] = x.z;
+      v.w[4 * i + 3] = x.w;
     }
   } else {
 #pragma unroll
-    for (int i = 0; i < kPerThread; ++i) v[i] = first + i < n ? p[i] : 0xffff;
+    for (int i = 0; i < kPerThread / 2; ++i) {
+      const uint32_t lo = first + 2 * i < n ? p[2 * i] : 0xffff;
+      const uint32_t hi = first + 2 * i + 1 < n ? p[2 * i + 1] : 0xffff;
+      v.w[i] = lo | (hi << 16);
+    }
   }
 }
 
@@ -105,7 +112,7 @@ __global__ void __launch_bounds__(kThreads) count_kernel(TopKArgs a, uint32_t* s
   if (start >= info.n && chunk > 0) return;
   // The values first: their loads are in flight while the threshold is found.
   const uint16_t* values = a.values + static_cast<size_t>(row) * a.value_stride;
-  uint16_t v[kPerThread];
+  Run v;
   load_run(values, start + threadIdx.x * kPerThread, info.n, v);
   int v_star, below;
   find_threshold(a.histogram + static_cast<size_t>(row) * a.histogram_size, a.histogram_size,
@@ -128,7 +135,7 @@ __global__ void __launch_bounds__(kThreads) count_kernel(TopKArgs a, uint32_t* s
   if (threadIdx.x == 0) meta[kMeta + chunk] = static_cast<uint32_t>(packed);
 }
 
-__global__ void __launch_bounds__(kThreads) write_kernel(TopKArgs a, const uint32_t* scratch) {
+__global__ void __launch_bounds__(kThreads, 3) write_kernel(TopKArgs a, const uint32_t* scratch) {
   const int row = blockIdx.y, chunk = blockIdx.x;
   const RowInfo info = row_info(a, row);
   const int start = chunk * kChunk;
@@ -146,7 +153,7 @@ __global__ void __launch_bounds__(kThreads) write_kernel(TopKArgs a, const uint3
   // counts), so the block waits for memory once.
   const uint16_t* values = a.values + static_cast<size_t>(row) * a.value_stride;
   const int mine = threadIdx.x * kPerThread;
-  uint16_t vals[kPerThread];
+  Run vals;
   load_run(values, start + mine, info.n, vals);
   const uint32_t* meta = scratch + static_cast<size_t>(row) * row_words(a.max_length);
   const int v_star = static_cast<int>(meta[0]), below = static_cast<int>(meta[1]);
