@@ -5,7 +5,7 @@
 # (../shared/device/pack-deps.sh packs Highway, which that machine lacks). Writes at most eight
 # files under $OUT (the device tool's limit): run.log, tests.log, ncu.log, the two CSVs, the two
 # plots and summary.md.
-# Usage: scripts/device/cuda-run.sh [all|test|profile|bench] [extra args for both benchmarks]
+# Usage: scripts/device/cuda-run.sh [all|test|profile|bench|test+bench] [extra args for both benchmarks]
 set -uo pipefail
 what=${1:-all}; shift || true
 OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
@@ -22,7 +22,7 @@ ninja -C build-gpu adamas_cuda_tests adamas_cuda_bench >>"$log" 2>&1 \
   || { grep -B2 -A20 "error" "$log" | head -80; exit 1; }
 tests=build-gpu/tests/adamas_cuda_tests
 
-if [[ $what == all || $what == test ]]; then
+if [[ $what == all || $what == test || $what == test+bench ]]; then
   step "CUDA tests"
   timeout 240 $tests --gtest_brief=1 >"$OUT/tests.log" 2>&1; echo "tests exit $?" | tee -a "$OUT/tests.log"
   grep -E "FAILED|PASSED|tests from" "$OUT/tests.log" | tail -8
@@ -49,7 +49,7 @@ if [[ $what == all || $what == profile ]]; then
   grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Stall" "$OUT/ncu.log" | head -100
 fi
 
-if [[ $what == all || $what == bench ]]; then
+if [[ $what == all || $what == bench || $what == test+bench ]]; then
   step "decode benchmark (ours)"
   timeout 400 build-gpu/bench/adamas_cuda_bench --csv "$OUT/cuda_decode.csv" "$@" 2>>"$log" | tee -a "$log" | tail -12
   step "SDPA baseline"

@@ -8,6 +8,8 @@
 // (max, sum, unnormalized output) goes to a workspace; the last split to finish (an arrival
 // counter per unit) merges them all and writes the output, so one launch does the whole step.
 // Scores are kept in log2 units (q pre-scaled by scale·log2 e) so the softmax uses exp2.
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -43,6 +45,92 @@ __device__ __forceinline__ float block_reduce(float x, float* scratch, Op op) {
   return r;
 }
 
+// Where a block's keys come from.
+enum Mode : int {
+  kDense = 0,    // every position of the split's range
+  kIndices = 1,  // a selection written by select_smallest
+  kSelect = 2,   // the block selects them itself from the distances of its chunk (fused top-k)
+};
+
+// kSelect: this block's chunk of its row's distances -> the selected positions (relative to the
+// chunk start) in `sel`, the same set select_smallest with add_current picks there: every value
+// below v*, and the values equal to v* whose rank among them, in position order, is below
+// need = k - below (the counts of earlier chunks come from the count pass). The current token
+// (position length - 1) is appended by the chunk that holds it. Returns the list length.
+constexpr int kSelPerThread = kSelectChunk / kThreads;  // 64
+
+__device__ int select_chunk(const FusedSelect& f, size_t row, int chunk, int n_cand, int budget,
+                            uint16_t* sel) {
+  using Scan = cub::BlockScan<int, kThreads>;
+  using Reduce = cub::BlockReduce<int, kThreads>;
+  __shared__ typename Scan::TempStorage scan;
+  __shared__ typename Reduce::TempStorage reduce;
+  __shared__ int eq0, count;
+  const int start = chunk * kSelectChunk;
+  const int mine = threadIdx.x * kSelPerThread;
+  // Loads first: the chunk's values, the row's threshold and the earlier chunks' counts.
+  uint32_t w[kSelPerThread / 2];
+  const uint16_t* p = f.values + row * f.value_stride + start + mine;
+  if (start + mine + kSelPerThread <= n_cand && (reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+#pragma unroll
+    for (int i = 0; i < kSelPerThread / 8; ++i) {
+      const uint4 x = __ldcs(reinterpret_cast<const uint4*>(p) + i);
+      w[4 * i] = x.x;
+      w[4 * i + 1] = x.y;
+      w[4 * i + 2] = x.z;
+      w[4 * i + 3] = x.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kSelPerThread / 2; ++i) {
+      const uint32_t lo = start + mine + 2 * i < n_cand ? p[2 * i] : 0xffff;
+      const uint32_t hi = start + mine + 2 * i + 1 < n_cand ? p[2 * i + 1] : 0xffff;
+      w[i] = lo | (hi << 16);
+    }
+  }
+  auto value = [&](int i) { return static_cast<int>((w[i >> 1] >> (16 * (i & 1))) & 0xffff); };
+  const uint32_t* meta = f.scratch + row * select_row_words(f.max_length);
+  const int k = min(budget - 1, n_cand);
+  const int v_star = k == 0 ? 0 : static_cast<int>(meta[0]);
+  const int need = k - (k == 0 ? 0 : static_cast<int>(meta[1]));
+  int e = 0;
+  for (int c = threadIdx.x; c < chunk; c += kThreads) e += static_cast<int>(meta[kSelectMeta + c] & 0xffff);
+  e = Reduce(reduce).Sum(e);
+  if (threadIdx.x == 0) eq0 = e;
+  int equal = 0;
+#pragma unroll
+  for (int i = 0; i < kSelPerThread; ++i) equal += start + mine + i < n_cand && value(i) == v_star;
+  int equal_before;
+  Scan(scan).ExclusiveSum(equal, equal_before);
+  __syncthreads();  // eq0; the scan storage is reused below
+  equal_before += eq0;
+  uint64_t taken = 0;  // bit i: position mine + i is selected
+#pragma unroll
+  for (int i = 0; i < kSelPerThread; ++i) {
+    if (start + mine + i >= n_cand) break;
+    const int v = value(i);
+    if (v < v_star) {
+      taken |= uint64_t{1} << i;
+    } else if (v == v_star) {
+      if (equal_before < need) taken |= uint64_t{1} << i;
+      ++equal_before;
+    }
+  }
+  int offset, total;
+  Scan(scan).ExclusiveSum(__popcll(taken), offset, total);
+  while (taken != 0) {
+    const int i = __ffsll(static_cast<long long>(taken)) - 1;
+    taken &= taken - 1;
+    sel[offset++] = static_cast<uint16_t>(mine + i);
+  }
+  if (threadIdx.x == 0) {
+    count = total;
+    if (n_cand >= start && n_cand < start + kSelectChunk) sel[count++] = static_cast<uint16_t>(n_cand - start);
+  }
+  __syncthreads();
+  return count;
+}
+
 struct Split {
   int splits;
   int split_len;  // positions (dense) or index entries (sparse) per split
@@ -61,10 +149,12 @@ struct Params {
   float* part_ml;  // [rows][splits][2]: max, sum
   uint32_t* counters;  // [batch][units]
   float* out;
+  FusedSelect select;  // kSelect
 };
 
-template <class Cache, int G, bool SPARSE, int U>
+template <class Cache, int G, int MODE, int U>
 __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
+  constexpr bool SPARSE = MODE != kDense;
   const DeviceLayer& layer = params.layer;
   const DeviceBatch& batch = params.batch;
   const SparseArgs& sparse = params.sparse;
@@ -97,8 +187,30 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int sub = lane % lpk, sg = lane / lpk;  // dims [8·sub, 8·sub + 8) of key sg
 
-  const int n = SPARSE ? sparse.counts[index_row] : batch.lengths[b];
-  const int lo = s * split.split_len, hi = min(n, lo + split.split_len);
+  // Shared memory: the selection list (kSelect) during the key loop, then the warps' states.
+  constexpr int kOFloats = kWarps * G * 256;
+  constexpr int kSelFloats = MODE == kSelect ? kSelectChunk / 2 + 1 : 0;
+  __shared__ float smem[kOFloats > kSelFloats ? kOFloats : kSelFloats];
+  float (*sm_o)[G][256] = reinterpret_cast<float (*)[G][256]>(smem);
+  uint16_t* sel = reinterpret_cast<uint16_t*>(smem);
+
+  int lo, hi, chunk_start = 0;
+  if constexpr (MODE == kSelect) {
+    const int n_cand = batch.lengths[b] - 1;
+    if (s == 0) {  // the count pass has read the histogram: leave it zero for the next step
+      uint32_t* hist = params.select.histogram + index_row * params.select.histogram_size;
+      for (int i = threadIdx.x; i < params.select.histogram_size; i += kThreads) hist[i] = 0;
+    }
+    chunk_start = s * kSelectChunk;
+    lo = 0;
+    hi = chunk_start <= n_cand
+             ? select_chunk(params.select, index_row, s, n_cand, params.select.budget, sel)
+             : 0;
+  } else {
+    const int n = SPARSE ? sparse.counts[index_row] : batch.lengths[b];
+    lo = s * split.split_len;
+    hi = min(n, lo + split.split_len);
+  }
 
   float qv[G][8], o[G][8], m[G], l[G];
 #pragma unroll
@@ -129,7 +241,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
       valid[u] = i < hi;
       kr[u] = vr[u] = make_uint4(0, 0, 0, 0);  // an unread key must not be NaN: p = 0 multiplies it
       if (valid[u]) {
-        const int pos = SPARSE ? idx_row[i] : i;
+        const int pos = MODE == kSelect ? chunk_start + sel[i] : MODE == kIndices ? idx_row[i] : i;
         const size_t off = static_cast<size_t>(table[pos / P]) * layer.kv_page_stride +
                            static_cast<size_t>(pos % P) * row_bytes + sub * 16;
         kr[u] = load16_stream(k_head + off);
@@ -193,7 +305,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   }
   // Merge the warps through shared memory, then write this split's partial state.
   __shared__ float sm_ml[kWarps][G][2];
-  __shared__ float sm_o[kWarps][G][256];
+  if constexpr (MODE == kSelect) __syncthreads();  // the list is no longer read
   if (sg == 0) {
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -281,23 +393,23 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   }
 }
 
-template <int G, bool SPARSE>
+template <int G, int MODE>
 void launch_dtype(const Params& p, dim3 grid, cudaStream_t stream) {
   constexpr int U = G >= 4 ? 2 : 4;  // registers: more warps per SM for the GQA groups
   if (p.layer.dtype == DType::kF16) {
-    attention_kernel<F16, G, SPARSE, U><<<grid, kThreads, 0, stream>>>(p);
+    attention_kernel<F16, G, MODE, U><<<grid, kThreads, 0, stream>>>(p);
   } else {
-    attention_kernel<BF16, G, SPARSE, U><<<grid, kThreads, 0, stream>>>(p);
+    attention_kernel<BF16, G, MODE, U><<<grid, kThreads, 0, stream>>>(p);
   }
 }
 
-template <bool SPARSE>
+template <int MODE>
 void launch_group(int G, const Params& p, dim3 grid, cudaStream_t stream) {
   switch (G) {
-    case 1: return launch_dtype<1, SPARSE>(p, grid, stream);
-    case 2: return launch_dtype<2, SPARSE>(p, grid, stream);
-    case 4: return launch_dtype<4, SPARSE>(p, grid, stream);
-    default: return launch_dtype<8, SPARSE>(p, grid, stream);
+    case 1: return launch_dtype<1, MODE>(p, grid, stream);
+    case 2: return launch_dtype<2, MODE>(p, grid, stream);
+    case 4: return launch_dtype<4, MODE>(p, grid, stream);
+    default: return launch_dtype<8, MODE>(p, grid, stream);
   }
 }
 
@@ -321,16 +433,36 @@ void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const 
   const Split split{splits, ceil_div(keys, splits)};
   const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
   Params p{layer, batch, q, num_q_heads, sparse != nullptr ? *sparse : SparseArgs{},
-           scale * kLog2e, split, nullptr, nullptr, nullptr, out};
+           scale * kLog2e, split, nullptr, nullptr, nullptr, out, FusedSelect{}};
   p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
   p.part_ml = p.part_o + rows * splits * layer.head_dim;
   p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);
   const dim3 grid(splits, units, batch.batch);
   if (sparse != nullptr) {
-    launch_group<true>(G, p, grid, stream);
+    launch_group<kIndices>(G, p, grid, stream);
   } else {
-    launch_group<false>(G, p, grid, stream);
+    launch_group<kDense>(G, p, grid, stream);
   }
+}
+
+void launch_select_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                             int num_q_heads, bool shared_rows, const FusedSelect& select,
+                             float scale, float* out, AttentionWorkspace& ws, cudaStream_t stream) {
+  const int group = num_q_heads / layer.num_kv_heads;
+  int G = 1;
+  while (G < group && G < 8) G *= 2;
+  if (!shared_rows) G = 1;
+  const int units = !shared_rows ? num_q_heads : layer.num_kv_heads * ((group + G - 1) / G);
+  const int splits = ceil_div(batch.max_length, kSelectChunk);  // one block per chunk of a row
+  const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
+  SparseArgs sparse;
+  sparse.shared_rows = shared_rows;
+  Params p{layer, batch, q, num_q_heads, sparse, scale * kLog2e, Split{splits, kSelectChunk},
+           nullptr, nullptr, nullptr, out, select};
+  p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
+  p.part_ml = p.part_o + rows * splits * layer.head_dim;
+  p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);
+  launch_group<kSelect>(G, p, dim3(splits, units, batch.batch), stream);
 }
 
 }  // namespace adamas::cuda::detail

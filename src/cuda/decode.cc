@@ -81,6 +81,14 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   t.out = indices_.data();
   t.out_stride = index_stride_;
   t.counts = counts_.data();
+  if (!config.keep_indices) {  // count pass, then select + attend in one kernel
+    select_count(t, scratch_.data(), stream);
+    if (timer) timer->record(3, stream);  // top-k: the count pass; attention: the fused kernel
+    select_sparse_decode_attention(layer, batch, q, num_q_heads_, t, config.shared_gqa, scale, out,
+                                   scratch_.data(), attention_, stream);
+    if (timer) timer->record(4, stream);
+    return;
+  }
   select_smallest(t, scratch_.data(), stream);
   if (timer) timer->record(3, stream);
   SparseArgs s;

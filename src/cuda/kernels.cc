@@ -91,25 +91,72 @@ size_t select_scratch_words(int rows, int max_length) {
   return detail::select_scratch_words(rows, max_length);
 }
 
-void select_smallest(const TopKArgs& a, uint32_t* scratch, cudaStream_t stream) {
-  ADAMAS_CHECK(a.rows >= 0, "top-k: rows must be ≥ 0, got {}", a.rows);
-  if (a.rows == 0) return;
+namespace {
+
+// The checks select_smallest and the fused step share (all but out and counts).
+void check_topk(const TopKArgs& a, const uint32_t* scratch) {
   ADAMAS_CHECK(a.values != nullptr && a.histogram != nullptr && a.lengths != nullptr &&
-                   a.out != nullptr && a.counts != nullptr && scratch != nullptr,
-               "top-k: null values, histogram, lengths, out, counts or scratch");
+                   scratch != nullptr,
+               "top-k: null values, histogram, lengths or scratch");
   ADAMAS_CHECK(a.rows_per_seq >= 1 && a.rows % a.rows_per_seq == 0,
                "top-k: rows ({}) must be a multiple of rows_per_seq ({})", a.rows, a.rows_per_seq);
   ADAMAS_CHECK(a.budget >= (a.add_current ? 1 : 0),
                "top-k: budget must be ≥ {}, got {}", a.add_current ? 1 : 0, a.budget);
-  ADAMAS_CHECK(a.out_stride >= static_cast<size_t>(std::min(a.budget, a.max_length)),
-               "top-k: out_stride {} is smaller than min(budget {}, max_length {})", a.out_stride,
-               a.budget, a.max_length);
   ADAMAS_CHECK(a.max_length >= 1 && a.value_stride >= static_cast<size_t>(a.max_length),
                "top-k: value_stride {} is smaller than max_length {}", a.value_stride, a.max_length);
   ADAMAS_CHECK(a.histogram_size >= 1, "top-k: histogram_size must be ≥ 1, got {}", a.histogram_size);
   ADAMAS_CHECK(a.rows <= 65535, "top-k: at most 65535 rows per launch, got {}", a.rows);
+}
+
+}  // namespace
+
+void select_smallest(const TopKArgs& a, uint32_t* scratch, cudaStream_t stream) {
+  ADAMAS_CHECK(a.rows >= 0, "top-k: rows must be ≥ 0, got {}", a.rows);
+  if (a.rows == 0) return;
+  ADAMAS_CHECK(a.out != nullptr && a.counts != nullptr, "top-k: null out or counts");
+  check_topk(a, scratch);
+  ADAMAS_CHECK(a.out_stride >= static_cast<size_t>(std::min(a.budget, a.max_length)),
+               "top-k: out_stride {} is smaller than min(budget {}, max_length {})", a.out_stride,
+               a.budget, a.max_length);
   detail::launch_select(a, scratch, stream);
   check_launch("select_smallest");
+}
+
+void select_count(const TopKArgs& a, uint32_t* scratch, cudaStream_t stream) {
+  ADAMAS_CHECK(a.rows >= 0, "top-k: rows must be ≥ 0, got {}", a.rows);
+  if (a.rows == 0) return;
+  check_topk(a, scratch);
+  detail::launch_select_count(a, scratch, stream);
+  check_launch("select_count");
+}
+
+void select_sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch,
+                                    const float* q, int num_q_heads, const TopKArgs& topk,
+                                    bool shared_rows, float scale, float* out, uint32_t* scratch,
+                                    AttentionWorkspace& ws, cudaStream_t stream) {
+  layer.validate();
+  check_batch(layer, batch);
+  check_heads(layer, num_q_heads);
+  ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
+  ADAMAS_CHECK(topk.add_current, "fused top-k + attention: the policies' add_current is required");
+  const int rows = batch.batch * (shared_rows ? layer.num_kv_heads : num_q_heads);
+  ADAMAS_CHECK(topk.rows == rows && topk.rows_per_seq == rows / batch.batch,
+               "fused top-k + attention: {} rows of {} per sequence expected, got {} of {}", rows,
+               rows / batch.batch, topk.rows, topk.rows_per_seq);
+  ADAMAS_CHECK(topk.lengths == batch.lengths && topk.max_length == batch.max_length,
+               "fused top-k + attention: the top-k lengths must be the batch's");
+  check_topk(topk, scratch);
+  detail::FusedSelect f;
+  f.values = topk.values;
+  f.value_stride = topk.value_stride;
+  f.scratch = scratch;
+  f.histogram = topk.histogram;
+  f.histogram_size = topk.histogram_size;
+  f.budget = topk.budget;
+  f.max_length = topk.max_length;
+  detail::launch_select_attention(layer, batch, q, num_q_heads, shared_rows, f, scale, out, ws,
+                                  stream);
+  check_launch("select_sparse_decode_attention");
 }
 
 void dense_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,

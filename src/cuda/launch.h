@@ -10,6 +10,26 @@
 
 namespace adamas::cuda::detail {
 
+// Top-k rows are cut into chunks of kSelectChunk positions (the count kernel's and the fused
+// select-attention kernel's unit); per row the scratch holds v*, the count below v*, then one
+// packed (less << 16 | equal) count per chunk.
+inline constexpr int kSelectChunk = 8192;
+inline constexpr int kSelectMeta = 2;
+__host__ __device__ inline size_t select_row_words(int max_length) {
+  return kSelectMeta + static_cast<size_t>((max_length + kSelectChunk - 1) / kSelectChunk);
+}
+
+// The fused top-k + attention step's inputs (select_sparse_decode_attention).
+struct FusedSelect {
+  const uint16_t* values = nullptr;  // distances, [rows][value_stride]
+  size_t value_stride = 0;
+  const uint32_t* scratch = nullptr;  // the count pass's per-row words
+  uint32_t* histogram = nullptr;      // zeroed here (the count pass has read it)
+  int histogram_size = 0;
+  int budget = 0;  // including the current token
+  int max_length = 0;
+};
+
 // Device properties the launchers size their grids by (cached per process, device 0 .. n).
 int sm_count();
 
@@ -21,9 +41,14 @@ void launch_encode_queries(const DeviceLayer& layer, const float* q, int rows, i
 void launch_estimate(const DeviceLayer& layer, const DeviceBatch& batch, const EstimateArgs& args,
                      int histogram_size, cudaStream_t stream);
 void launch_select(const TopKArgs& args, uint32_t* scratch, cudaStream_t stream);
+// The count pass only (for the fused step).
+void launch_select_count(const TopKArgs& args, uint32_t* scratch, cudaStream_t stream);
 size_t select_scratch_words(int rows, int max_length);
 void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                       int num_q_heads, const SparseArgs* sparse, float scale, float* out,
                       AttentionWorkspace& ws, cudaStream_t stream);
+void launch_select_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                             int num_q_heads, bool shared_rows, const FusedSelect& select,
+                             float scale, float* out, AttentionWorkspace& ws, cudaStream_t stream);
 
 }  // namespace adamas::cuda::detail

@@ -22,8 +22,9 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kPerThread = 32;
-constexpr int kChunk = kThreads * kPerThread;  // 8192: per-chunk counts fit 16 bits
-constexpr int kMeta = 2;                       // per row: v*, count below v*
+constexpr int kChunk = kSelectChunk;  // 8192: per-chunk counts fit 16 bits
+static_assert(kChunk == kThreads * kPerThread);
+constexpr int kMeta = kSelectMeta;  // per row: v*, count below v*
 
 struct RowInfo {
   int n;     // candidates
@@ -40,7 +41,7 @@ __device__ __forceinline__ RowInfo row_info(const TopKArgs& a, int row) {
   return r;
 }
 
-__host__ __device__ size_t row_words(int max_length) { return kMeta + static_cast<size_t>(ceil_div(max_length, kChunk)); }
+__host__ __device__ size_t row_words(int max_length) { return select_row_words(max_length); }
 
 // v* = the smallest value whose cumulative count reaches k; below = count of values < v*.
 // k == n: every value is taken (v* past the largest); k == 0: none.
@@ -215,6 +216,12 @@ void launch_select(const TopKArgs& args, uint32_t* scratch, cudaStream_t stream)
   const dim3 grid(std::max(1, ceil_div(args.max_length, kChunk)), args.rows);
   count_kernel<<<grid, kThreads, 0, stream>>>(args, scratch);
   write_kernel<<<grid, kThreads, 0, stream>>>(args, scratch);
+}
+
+void launch_select_count(const TopKArgs& args, uint32_t* scratch, cudaStream_t stream) {
+  if (args.rows == 0) return;
+  const dim3 grid(std::max(1, ceil_div(args.max_length, kChunk)), args.rows);
+  count_kernel<<<grid, kThreads, 0, stream>>>(args, scratch);
 }
 
 }  // namespace adamas::cuda::detail

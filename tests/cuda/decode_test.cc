@@ -99,8 +99,15 @@ void compare_step(TwinCache& tc, const DecodeCase& c, int layer, int budget,
   sc.budget = budget;
   sc.distance = c.dist;
   sc.shared_gqa = c.shared;
+  sc.keep_indices = true;  // the selection goes through memory, where it is checked
   dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), out.data(), nullptr);
   const auto got = download_array(out.data(), q.size());
+  // The fast path: selection fused into the attention kernel, no index array.
+  DeviceBuffer<float> fused_out(q.size());
+  fused_out.fill_bytes(0xff);
+  sc.keep_indices = false;
+  dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), fused_out.data(), nullptr);
+  const auto got_fused = download_array(fused_out.data(), q.size());
   const int rows = B * (c.shared ? H : nqh);
   const size_t stride = dec.index_stride();
   const auto counts = download_array(dec.counts(), rows);
@@ -131,6 +138,7 @@ void compare_step(TwinCache& tc, const DecodeCase& c, int layer, int budget,
         ASSERT_EQ(got_idx, want_idx) << "selection of row " << row;
         const size_t at = (size_t(b) * nqh + qh) * d;
         EXPECT_TRUE(attention_close(got.data() + at, want.data() + at, d)) << "output";
+        EXPECT_TRUE(attention_close(got_fused.data() + at, want.data() + at, d)) << "fused output";
       }
     }
   }
@@ -283,6 +291,7 @@ TEST_F(CudaDecode, RunsOnTheGivenStream) {
   cuda::StageTimer timer;
   cuda::SparseConfig sc;
   sc.budget = budget;
+  sc.keep_indices = true;  // counts() are read below
   const cuda::DeviceLayer L = tc->gpu->layer(0);
   const cuda::DeviceBatch batch = tc->gpu->batch(0, tc->gpu_ids(seqs), stream);
   dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), out.data(), stream, &timer);
@@ -315,6 +324,23 @@ TEST_F(CudaDecode, RunsOnTheGivenStream) {
       EXPECT_TRUE(attention_close(got_dense.data() + size_t(row) * d, want_dense.data() + size_t(row) * d, d))
           << "dense row " << row;
     }
+}
+
+// Rows longer than one top-k chunk (8192 positions): the fused kernel's blocks each select from
+// their chunk with the tie counts of the chunks before; the current token lands at a chunk's
+// start (8193), its end (8192) and inside (20000). Small enough for the sanitizer runs.
+TEST_F(CudaDecode, SelectionSpansSeveralChunks) {
+  int index = 0;
+  for (bool shared : {false, true}) {
+    ++index;
+    DecodeCase c{64, 64, 1, 2, 2, Distance::kL1, true, DType::kF16, shared};
+    auto tc = make_twin(c, {8191, 8192, 8193, 20000}, 0, 900 + index, 4096);
+    cuda::SparseDecoder dec(c.num_q_heads());
+    for (int budget : {1, 16, 300}) {
+      compare_step(*tc, c, 0, budget, dec, 910 + index + budget);
+      if (HasFatalFailure()) return;
+    }
+  }
 }
 
 // ~100000 tokens: selections and outputs still match the CPU exactly / within tolerance.

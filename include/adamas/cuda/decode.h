@@ -1,7 +1,7 @@
 // One layer's decode attention on the GPU for a ragged batch, the CPU DecodeAttention's path:
-//   estimate (with the query encoding fused in) → top-k → sparse attention,   or dense attention,
-// four launches (estimate, top-k count and write, attention), each covering every sequence and
-// head. Budget semantics are the CPU
+//   estimate (query encoding fused in) → top-k count → select + sparse attention (fused),
+// or dense attention: three launches, each covering every sequence and head (four with
+// keep_indices, which writes the selection out between top-k and attention). Budget semantics are the CPU
 // policies': the current token is always included, and budget ≥ length attends to every
 // position (the sparse kernel over all positions: dense up to fp32 summation order).
 #pragma once
@@ -20,6 +20,9 @@ struct SparseConfig {
   int budget = 256;
   Distance distance = Distance::kL1;
   bool shared_gqa = false;  // one selection per GQA group (summed distances) instead of per head
+  // Write the selected positions to memory (indices()/counts(): tests, recall metrics). Off, the
+  // step selects and attends in one fused kernel and keeps no index array: faster.
+  bool keep_indices = false;
 };
 
 // Per-stage device time of decode steps, from CUDA events recorded between the launches.
@@ -51,7 +54,8 @@ class SparseDecoder {
   void run_dense(const DeviceLayer& layer, const DeviceBatch& batch, const float* q, float scale,
                  float* out, cudaStream_t stream);
 
-  // The selection of the last run(): rows as in SparseArgs, `index_stride` apart.
+  // The selection of the last run() made with keep_indices: rows as in SparseArgs,
+  // `index_stride` apart.
   const int32_t* indices() const { return indices_.data(); }
   const int32_t* counts() const { return counts_.data(); }
   size_t index_stride() const { return index_stride_; }

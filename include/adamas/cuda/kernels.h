@@ -136,4 +136,19 @@ void sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch,
                              int num_q_heads, const SparseArgs& args, float scale, float* out,
                              AttentionWorkspace& ws, cudaStream_t stream);
 
+// ---- fused top-k + attention ------------------------------------------------------------------
+// The decode step's fast path: select_count (select_smallest's count pass), then one kernel in
+// which each block takes one chunk of a row's distances, picks the positions select_smallest
+// (add_current) would write there, and attends to them at once, so the selection never goes
+// through memory. Same keys as select_smallest + sparse_decode_attention, same output up to fp32
+// summation order.
+//   topk: as for select_smallest with add_current (its out and counts are not used); rows are
+//   per query head, or per KV head with shared_rows; the same args and scratch for both calls.
+//   select_sparse_decode_attention leaves the histogram zero.
+void select_count(const TopKArgs& topk, uint32_t* scratch, cudaStream_t stream);
+void select_sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch,
+                                    const float* q, int num_q_heads, const TopKArgs& topk,
+                                    bool shared_rows, float scale, float* out, uint32_t* scratch,
+                                    AttentionWorkspace& ws, cudaStream_t stream);
+
 }  // namespace adamas::cuda
