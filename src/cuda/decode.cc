@@ -1,6 +1,7 @@
 #include "adamas/cuda/decode.h"
 
 #include "common/check.h"
+#include "cuda/launch.h"
 
 namespace adamas::cuda {
 
@@ -81,7 +82,11 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   t.out = indices_.data();
   t.out_stride = index_stride_;
   t.counts = counts_.data();
-  if (!config.keep_indices) {  // count pass, then select + attend in one kernel
+  using Path = SparseConfig::TopKPath;
+  const int chunks = (batch.max_length + detail::kSelectChunk - 1) / detail::kSelectChunk;
+  const bool fused = config.topk_path == Path::kFused ||
+                     (config.topk_path == Path::kAuto && chunks >= 2 && rows * chunks <= 1024);
+  if (fused) {  // count pass, then select + attend in one kernel
     select_count(t, scratch_.data(), stream);
     if (timer) timer->record(3, stream);  // top-k: the count pass; attention: the fused kernel
     select_sparse_decode_attention(layer, batch, q, num_q_heads_, t, config.shared_gqa, scale, out,

@@ -99,13 +99,13 @@ void compare_step(TwinCache& tc, const DecodeCase& c, int layer, int budget,
   sc.budget = budget;
   sc.distance = c.dist;
   sc.shared_gqa = c.shared;
-  sc.keep_indices = true;  // the selection goes through memory, where it is checked
+  sc.topk_path = cuda::SparseConfig::TopKPath::kIndices;  // the selection is checked in memory
   dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), out.data(), nullptr);
   const auto got = download_array(out.data(), q.size());
   // The fast path: selection fused into the attention kernel, no index array.
   DeviceBuffer<float> fused_out(q.size());
   fused_out.fill_bytes(0xff);
-  sc.keep_indices = false;
+  sc.topk_path = cuda::SparseConfig::TopKPath::kFused;
   dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), fused_out.data(), nullptr);
   const auto got_fused = download_array(fused_out.data(), q.size());
   const int rows = B * (c.shared ? H : nqh);
@@ -291,7 +291,7 @@ TEST_F(CudaDecode, RunsOnTheGivenStream) {
   cuda::StageTimer timer;
   cuda::SparseConfig sc;
   sc.budget = budget;
-  sc.keep_indices = true;  // counts() are read below
+  sc.topk_path = cuda::SparseConfig::TopKPath::kIndices;  // counts() are read below
   const cuda::DeviceLayer L = tc->gpu->layer(0);
   const cuda::DeviceBatch batch = tc->gpu->batch(0, tc->gpu_ids(seqs), stream);
   dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), out.data(), stream, &timer);

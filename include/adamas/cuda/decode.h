@@ -1,7 +1,7 @@
 // One layer's decode attention on the GPU for a ragged batch, the CPU DecodeAttention's path:
-//   estimate (query encoding fused in) → top-k count → select + sparse attention (fused),
-// or dense attention: three launches, each covering every sequence and head (four with
-// keep_indices, which writes the selection out between top-k and attention). Budget semantics are the CPU
+//   estimate (query encoding fused in) → top-k → sparse attention,   or dense attention:
+// four launches (estimate, top-k count, top-k write, attention) or three (the write fused into
+// attention, SparseConfig::topk_path), each covering every sequence and head. Budget semantics are the CPU
 // policies': the current token is always included, and budget ≥ length attends to every
 // position (the sparse kernel over all positions: dense up to fp32 summation order).
 #pragma once
@@ -20,9 +20,14 @@ struct SparseConfig {
   int budget = 256;
   Distance distance = Distance::kL1;
   bool shared_gqa = false;  // one selection per GQA group (summed distances) instead of per head
-  // Write the selected positions to memory (indices()/counts(): tests, recall metrics). Off, the
-  // step selects and attends in one fused kernel and keeps no index array: faster.
-  bool keep_indices = false;
+  // How top-k hands the selection to attention:
+  //   kIndices  select_smallest writes it to memory (indices()/counts(): tests, recall metrics);
+  //   kFused    each attention block selects from its chunk of the distances
+  //             (select_sparse_decode_attention): one launch and one pass fewer;
+  //   kAuto     kFused where it measured faster on the H200 (rows of 2+ chunks of 8192 positions,
+  //             at most 1024 row-chunks: latency-bound steps), kIndices elsewhere.
+  enum class TopKPath { kAuto, kFused, kIndices };
+  TopKPath topk_path = TopKPath::kAuto;
 };
 
 // Per-stage device time of decode steps, from CUDA events recorded between the launches.
@@ -54,7 +59,7 @@ class SparseDecoder {
   void run_dense(const DeviceLayer& layer, const DeviceBatch& batch, const float* q, float scale,
                  float* out, cudaStream_t stream);
 
-  // The selection of the last run() made with keep_indices: rows as in SparseArgs,
+  // The selection of the last run() that took the kIndices path: rows as in SparseArgs,
   // `index_stride` apart.
   const int32_t* indices() const { return indices_.data(); }
   const int32_t* counts() const { return counts_.data(); }
