@@ -85,7 +85,7 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   using Path = SparseConfig::TopKPath;
   const int chunks = (batch.max_length + detail::kSelectChunk - 1) / detail::kSelectChunk;
   const bool fused = config.topk_path == Path::kFused ||
-                     (config.topk_path == Path::kAuto && chunks >= 2 && rows * chunks <= 1024);
+                     (config.topk_path == Path::kAuto && chunks >= 8 && rows * chunks <= 1024);
   if (fused) {  // count pass, then select + attend in one kernel
     select_count(t, scratch_.data(), stream);
     if (timer) timer->record(3, stream);  // top-k: the count pass; attention: the fused kernel

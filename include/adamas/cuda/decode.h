@@ -24,8 +24,8 @@ struct SparseConfig {
   //   kIndices  select_smallest writes it to memory (indices()/counts(): tests, recall metrics);
   //   kFused    each attention block selects from its chunk of the distances
   //             (select_sparse_decode_attention): one launch and one pass fewer;
-  //   kAuto     kFused where it measured faster on the H200 (rows of 2+ chunks of 8192 positions,
-  //             at most 1024 row-chunks: latency-bound steps), kIndices elsewhere.
+  //   kAuto     kFused where it measured faster on the H200 (rows of 8+ chunks of 8192
+  //             positions, at most 1024 row-chunks: long contexts at small batch), else kIndices.
   enum class TopKPath { kAuto, kFused, kIndices };
   TopKPath topk_path = TopKPath::kAuto;
 };
