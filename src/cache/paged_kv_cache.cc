@@ -246,7 +246,7 @@ void PagedKVCache::encode_codes(int layer, int32_t page, int kv_head, int slot0,
 
 void PagedKVCache::update_minmax(int layer, int32_t page, int kv_head, int slot0, int n) {
   Layer& L = *layers_[layer];
-  const int P = config_.page_size, d = config_.head_dim;
+  const int d = config_.head_dim;
   const size_t row = static_cast<size_t>(d) * dtype_size(config_.dtype);
   const std::byte* keys = L.k.get() + kv_offset(page, kv_head, slot0);
   float* lo = L.minmax.get() + page * minmax_page_floats_ + size_t(kv_head) * 2 * d;

@@ -4,6 +4,10 @@
 // kernels: num_q_heads not a multiple of num_kv_heads, null pointers, strides smaller than what
 // they must hold, budgets, distances that overflow 16 bits, bad DeviceLayer / DeviceBatch fields.
 // The fixture's TearDown checks that no CUDA error was left behind.
+#include <functional>
+#include <utility>
+#include <vector>
+
 #include "cuda_test_util.h"
 
 namespace adamas::test {
@@ -37,45 +41,21 @@ CacheConfig good_config() {
 
 TEST_F(CudaErrors, DeviceKVCacheRejectsBadConfigs) {
   EXPECT_NO_THROW(cuda::DeviceKVCache{good_config()});
-  {
+  // One bad field at a time, and the word the message must name.
+  const std::vector<std::pair<std::function<void(CacheConfig&)>, const char*>> cases = {
+      {[](CacheConfig& c) { c.dtype = DType::kF32; }, "dtype"},
+      {[](CacheConfig& c) { c.head_dim = 100; }, "head_dim"},
+      {[](CacheConfig& c) { c.head_dim = 512; }, "head_dim"},
+      {[](CacheConfig& c) { c.codes.bits = 4; }, "bits"},
+      {[](CacheConfig& c) { c.store_codes = false; }, "store_codes"},
+      {[](CacheConfig& c) { c.num_pages = 0; }, "num_pages"},
+      {[](CacheConfig& c) { c.page_size = 0; }, "page_size"},
+      {[](CacheConfig& c) { c.codes.thresholds = {1.0f, 0.0f, 2.0f}; }, "ascending"},
+  };
+  for (const auto& [mutate, field] : cases) {
     CacheConfig c = good_config();
-    c.dtype = DType::kF32;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("dtype"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.head_dim = 100;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("head_dim"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.head_dim = 512;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("head_dim"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.codes.bits = 4;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("bits"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.store_codes = false;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("store_codes"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.num_pages = 0;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("num_pages"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.page_size = 0;
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("page_size"));
-  }
-  {
-    CacheConfig c = good_config();
-    c.codes.thresholds = {1.0f, 0.0f, 2.0f};  // not ascending
-    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr("ascending"));
+    mutate(c);
+    EXPECT_ADAMAS_ERROR(cuda::DeviceKVCache{c}, HasSubstr(field));
   }
 }
 
