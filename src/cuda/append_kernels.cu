@@ -12,11 +12,17 @@ namespace {
 template <class Src>
 __device__ __forceinline__ float src_to_float(Src x);
 template <>
-__device__ __forceinline__ float src_to_float(float x) { return x; }
+__device__ __forceinline__ float src_to_float(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ float src_to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float src_to_float(__half x) {
+  return __half2float(x);
+}
 template <>
-__device__ __forceinline__ float src_to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float src_to_float(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
 
 // One warp per (token, KV head). Src = void: re-encode the stored key only.
 template <int E, class Cache, class Src>
@@ -101,7 +107,8 @@ void append_for_src(const DeviceLayer& layer, const int32_t* slots, int n, const
   const int blocks = warp_blocks(static_cast<long long>(n) * layer.num_kv_heads);
   const dim3 block(32 * kWarpsPerBlock);
   if (k == nullptr) {
-    append_kernel<E, Cache, void><<<blocks, block, 0, stream>>>(layer, slots, n, nullptr, nullptr, scale);
+    append_kernel<E, Cache, void>
+        <<<blocks, block, 0, stream>>>(layer, slots, n, nullptr, nullptr, scale);
   } else if (src == DType::kF32) {
     append_kernel<E, Cache, float><<<blocks, block, 0, stream>>>(
         layer, slots, n, static_cast<const float*>(k), static_cast<const float*>(v), scale);
@@ -109,9 +116,9 @@ void append_for_src(const DeviceLayer& layer, const int32_t* slots, int n, const
     append_kernel<E, Cache, __half><<<blocks, block, 0, stream>>>(
         layer, slots, n, static_cast<const __half*>(k), static_cast<const __half*>(v), scale);
   } else {
-    append_kernel<E, Cache, __nv_bfloat16><<<blocks, block, 0, stream>>>(
-        layer, slots, n, static_cast<const __nv_bfloat16*>(k),
-        static_cast<const __nv_bfloat16*>(v), scale);
+    append_kernel<E, Cache, __nv_bfloat16>
+        <<<blocks, block, 0, stream>>>(layer, slots, n, static_cast<const __nv_bfloat16*>(k),
+                                       static_cast<const __nv_bfloat16*>(v), scale);
   }
 }
 
@@ -132,10 +139,18 @@ void launch_append(const DeviceLayer& layer, const int32_t* slots, int n, const 
   if (n == 0) return;
   switch (layer.head_dim) {
     case 16:
-    case 32: append_for_dim<1>(layer, slots, n, k, v, src, scale, stream); break;
-    case 64: append_for_dim<2>(layer, slots, n, k, v, src, scale, stream); break;
-    case 128: append_for_dim<4>(layer, slots, n, k, v, src, scale, stream); break;
-    default: append_for_dim<8>(layer, slots, n, k, v, src, scale, stream); break;
+    case 32:
+      append_for_dim<1>(layer, slots, n, k, v, src, scale, stream);
+      break;
+    case 64:
+      append_for_dim<2>(layer, slots, n, k, v, src, scale, stream);
+      break;
+    case 128:
+      append_for_dim<4>(layer, slots, n, k, v, src, scale, stream);
+      break;
+    default:
+      append_for_dim<8>(layer, slots, n, k, v, src, scale, stream);
+      break;
   }
 }
 
@@ -147,16 +162,20 @@ void launch_encode_queries(const DeviceLayer& layer, const float* q, int rows, i
   switch (layer.head_dim) {
     case 16:
     case 32:
-      encode_queries_kernel<1><<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
+      encode_queries_kernel<1>
+          <<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
       break;
     case 64:
-      encode_queries_kernel<2><<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
+      encode_queries_kernel<2>
+          <<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
       break;
     case 128:
-      encode_queries_kernel<4><<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
+      encode_queries_kernel<4>
+          <<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
       break;
     default:
-      encode_queries_kernel<8><<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
+      encode_queries_kernel<8>
+          <<<blocks, block, 0, stream>>>(layer, q, rows, num_q_heads, scale, out);
       break;
   }
 }

@@ -8,12 +8,12 @@
 // (max, sum, unnormalized output) goes to a workspace; the last split to finish (an arrival
 // counter per unit) merges them all and writes the output, so one launch does the whole step.
 // Scores are kept in log2 units (q pre-scaled by scale·log2 e) so the softmax uses exp2.
-#include <cub/block/block_reduce.cuh>
-#include <cub/block/block_scan.cuh>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
 
 #include "cuda/device_common.cuh"
 #include "cuda/launch.h"
@@ -94,7 +94,8 @@ __device__ int select_chunk(const FusedSelect& f, size_t row, int chunk, int n_c
   const int v_star = k == 0 ? 0 : static_cast<int>(meta[0]);
   const int need = k - (k == 0 ? 0 : static_cast<int>(meta[1]));
   int e = 0;
-  for (int c = threadIdx.x; c < chunk; c += kThreads) e += static_cast<int>(meta[kSelectMeta + c] & 0xffff);
+  for (int c = threadIdx.x; c < chunk; c += kThreads)
+    e += static_cast<int>(meta[kSelectMeta + c] & 0xffff);
   e = Reduce(reduce).Sum(e);
   if (threadIdx.x == 0) eq0 = e;
   int equal = 0;
@@ -125,7 +126,8 @@ __device__ int select_chunk(const FusedSelect& f, size_t row, int chunk, int n_c
   }
   if (threadIdx.x == 0) {
     count = total;
-    if (n_cand >= start && n_cand < start + kSelectChunk) sel[count++] = static_cast<uint16_t>(n_cand - start);
+    if (n_cand >= start && n_cand < start + kSelectChunk)
+      sel[count++] = static_cast<uint16_t>(n_cand - start);
   }
   __syncthreads();
   return count;
@@ -145,8 +147,8 @@ struct Params {
   SparseArgs sparse;
   float q_scale;  // scale · log2 e
   Split split;
-  float* part_o;  // [rows][splits][d]
-  float* part_ml;  // [rows][splits][2]: max, sum
+  float* part_o;       // [rows][splits][d]
+  float* part_ml;      // [rows][splits][2]: max, sum
   uint32_t* counters;  // [batch][units]
   float* out;
   FusedSelect select;  // kSelect
@@ -191,7 +193,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   constexpr int kOFloats = kWarps * G * 256;
   constexpr int kSelFloats = MODE == kSelect ? kSelectChunk / 2 + 1 : 0;
   __shared__ float smem[kOFloats > kSelFloats ? kOFloats : kSelFloats];
-  float (*sm_o)[G][256] = reinterpret_cast<float (*)[G][256]>(smem);
+  float(*sm_o)[G][256] = reinterpret_cast<float(*)[G][256]>(smem);
   uint16_t* sel = reinterpret_cast<uint16_t*>(smem);
 
   int lo, hi, chunk_start = 0;
@@ -406,10 +408,14 @@ void launch_dtype(const Params& p, dim3 grid, cudaStream_t stream) {
 template <int MODE>
 void launch_group(int G, const Params& p, dim3 grid, cudaStream_t stream) {
   switch (G) {
-    case 1: return launch_dtype<1, MODE>(p, grid, stream);
-    case 2: return launch_dtype<2, MODE>(p, grid, stream);
-    case 4: return launch_dtype<4, MODE>(p, grid, stream);
-    default: return launch_dtype<8, MODE>(p, grid, stream);
+    case 1:
+      return launch_dtype<1, MODE>(p, grid, stream);
+    case 2:
+      return launch_dtype<2, MODE>(p, grid, stream);
+    case 4:
+      return launch_dtype<4, MODE>(p, grid, stream);
+    default:
+      return launch_dtype<8, MODE>(p, grid, stream);
   }
 }
 
@@ -428,12 +434,23 @@ void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const 
   const int keys = sparse != nullptr ? sparse->max_count : batch.max_length;
   const int target_blocks = 8 * sm_count();
   const int min_split = sparse != nullptr ? 32 : 1024;  // keys; fewer splits amortize the merge
-  const int splits = std::clamp(ceil_div(target_blocks, static_cast<long long>(units) * batch.batch),
-                                1, std::clamp(ceil_div(keys, min_split), 1, kMaxSplits));
+  const int splits =
+      std::clamp(ceil_div(target_blocks, static_cast<long long>(units) * batch.batch), 1,
+                 std::clamp(ceil_div(keys, min_split), 1, kMaxSplits));
   const Split split{splits, ceil_div(keys, splits)};
   const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
-  Params p{layer, batch, q, num_q_heads, sparse != nullptr ? *sparse : SparseArgs{},
-           scale * kLog2e, split, nullptr, nullptr, nullptr, out, FusedSelect{}};
+  Params p{layer,
+           batch,
+           q,
+           num_q_heads,
+           sparse != nullptr ? *sparse : SparseArgs{},
+           scale * kLog2e,
+           split,
+           nullptr,
+           nullptr,
+           nullptr,
+           out,
+           FusedSelect{}};
   p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
   p.part_ml = p.part_o + rows * splits * layer.head_dim;
   p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);
@@ -457,8 +474,9 @@ void launch_select_attention(const DeviceLayer& layer, const DeviceBatch& batch,
   const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
   SparseArgs sparse;
   sparse.shared_rows = shared_rows;
-  Params p{layer, batch, q, num_q_heads, sparse, scale * kLog2e, Split{splits, kSelectChunk},
-           nullptr, nullptr, nullptr, out, select};
+  Params p{
+      layer,   batch,   q,       num_q_heads, sparse, scale * kLog2e, Split{splits, kSelectChunk},
+      nullptr, nullptr, nullptr, out,         select};
   p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
   p.part_ml = p.part_o + rows * splits * layer.head_dim;
   p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);

@@ -41,7 +41,8 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   const int group = num_q_heads_ / layer.num_kv_heads;
   const int rows = batch.batch * (config.shared_gqa ? layer.num_kv_heads : num_q_heads_);
   const size_t stride = (static_cast<size_t>(batch.max_length) + 7) / 8 * 8;
-  const int hist_size = histogram_size(layer.code_spec(), config.distance, group, config.shared_gqa);
+  const int hist_size =
+      histogram_size(layer.code_spec(), config.distance, group, config.shared_gqa);
 
   distances_.resize(rows * stride);
   const size_t hist_words = static_cast<size_t>(rows) * hist_size;

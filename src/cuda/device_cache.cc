@@ -14,7 +14,8 @@ DeviceKVCache::DeviceKVCache(const CacheConfig& config) : config_(config) {
                "the GPU cache dtype must be f16 or bf16, got {}", dtype_name(config_.dtype));
   ADAMAS_CHECK(config_.store_codes, "the GPU cache keeps key codes: store_codes must be on");
   const size_t pages = static_cast<size_t>(config_.num_pages), H = config_.num_kv_heads;
-  kv_page_bytes_ = static_cast<size_t>(config_.page_size) * config_.head_dim * dtype_size(config_.dtype);
+  kv_page_bytes_ =
+      static_cast<size_t>(config_.page_size) * config_.head_dim * dtype_size(config_.dtype);
   code_page_words_ = code_page_words(config_.codes, config_.page_size);
   std::vector<float> defaults(kMaxThermoPlanes, 0.0f);
   const std::vector<float> t = config_.codes.effective_thresholds();
@@ -26,11 +27,13 @@ DeviceKVCache::DeviceKVCache(const CacheConfig& config) : config_(config) {
     l.codes.resize(H * pages * code_page_words_);
     l.codes.fill_bytes(0);  // slots past a page's end stay zero, like the CPU pool
     l.host_thresholds.clear();
-    for (size_t h = 0; h < H; ++h) l.host_thresholds.insert(l.host_thresholds.end(), defaults.begin(), defaults.end());
+    for (size_t h = 0; h < H; ++h)
+      l.host_thresholds.insert(l.host_thresholds.end(), defaults.begin(), defaults.end());
     l.thresholds.upload(l.host_thresholds);
   }
   free_.resize(pages);
-  for (size_t i = 0; i < pages; ++i) free_[i] = static_cast<int32_t>(pages - 1 - i);  // low ids first
+  for (size_t i = 0; i < pages; ++i)
+    free_[i] = static_cast<int32_t>(pages - 1 - i);  // low ids first
 }
 
 DeviceKVCache::~DeviceKVCache() = default;
@@ -121,8 +124,8 @@ void DeviceKVCache::append_batch(int layer, std::span<const SeqId> seqs, const v
     const Sequence& s = sequence(id);
     extra += static_cast<size_t>(config_.pages_for(int64_t{s.lengths[layer]} + 1)) > s.pages.size();
   }
-  ADAMAS_CHECK(extra <= free_.size(), "KV cache is full: the batch needs {} more pages, {} are free",
-               extra, free_.size());
+  ADAMAS_CHECK(extra <= free_.size(),
+               "KV cache is full: the batch needs {} more pages, {} are free", extra, free_.size());
   const int P = config_.page_size;
   std::vector<int32_t> slots;
   for (SeqId id : seqs) {
@@ -143,7 +146,8 @@ void DeviceKVCache::set_thresholds(int layer, int kv_head, std::span<const float
   spec.thresholds.assign(thresholds.begin(), thresholds.end());
   spec.validate();  // count and order
   Layer& l = layers_[layer];
-  std::copy(thresholds.begin(), thresholds.end(), l.host_thresholds.begin() + kv_head * kMaxThermoPlanes);
+  std::copy(thresholds.begin(), thresholds.end(),
+            l.host_thresholds.begin() + kv_head * kMaxThermoPlanes);
   l.thresholds.upload(l.host_thresholds);
   // Re-encode every stored key of the layer (the kernel covers all heads; the others' codes are
   // rewritten with the same bits).

@@ -30,16 +30,26 @@ struct BF16 {
 template <class E>
 __device__ __forceinline__ void unpack8(const uint4& v, float* out) {
   const float2 a = E::pair(v.x), b = E::pair(v.y), c = E::pair(v.z), d = E::pair(v.w);
-  out[0] = a.x; out[1] = a.y; out[2] = b.x; out[3] = b.y;
-  out[4] = c.x; out[5] = c.y; out[6] = d.x; out[7] = d.y;
+  out[0] = a.x;
+  out[1] = a.y;
+  out[2] = b.x;
+  out[3] = b.y;
+  out[4] = c.x;
+  out[5] = c.y;
+  out[6] = d.x;
+  out[7] = d.y;
 }
 
-__device__ __forceinline__ uint4 load16(const void* p) { return *reinterpret_cast<const uint4*>(p); }
+__device__ __forceinline__ uint4 load16(const void* p) {
+  return *reinterpret_cast<const uint4*>(p);
+}
 // Streaming load: read once, do not keep in L1.
 __device__ __forceinline__ uint4 load16_stream(const void* p) {
   return __ldcs(reinterpret_cast<const uint4*>(p));
 }
 
-__host__ __device__ inline int ceil_div(long long a, long long b) { return static_cast<int>((a + b - 1) / b); }
+__host__ __device__ inline int ceil_div(long long a, long long b) {
+  return static_cast<int>((a + b - 1) / b);
+}
 
 }  // namespace adamas::cuda::detail

@@ -5,8 +5,8 @@
 // plane word is one 16-byte load, coalesced over the page's slots; the key's thermometer planes
 // come from its binary planes with AND/OR (codes.h), and each query head of the GQA group reuses
 // them. The queries come as codes, or raw (fp32) and are encoded by the block itself, which saves
-// the launch of a separate encode kernel. The optional histogram for top-k is kept per block in shared memory and flushed with one
-// atomic per non-empty bin.
+// the launch of a separate encode kernel. The optional histogram for top-k is kept per block in
+// shared memory and flushed with one atomic per non-empty bin.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,11 +22,12 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMinSlotsPerBlock = 2 * kThreads;  // whole pages per block, about
 constexpr int kMaxSlotsPerBlock = 16 * kThreads;
-constexpr int kMaxGroup = 16;         // query heads per KV head kept in shared memory
+constexpr int kMaxGroup = 16;  // query heads per KV head kept in shared memory
 
 // Thermometer planes t[m] = (bucket ≥ m + 1) from the binary planes s[p] (bit p of the bucket).
 template <int BITS>
-__device__ __forceinline__ void thermometer(const uint64_t (&s)[BITS], uint64_t (&t)[(1 << BITS) - 1]) {
+__device__ __forceinline__ void thermometer(const uint64_t (&s)[BITS],
+                                            uint64_t (&t)[(1 << BITS) - 1]) {
   if constexpr (BITS == 1) {
     t[0] = s[0];
   } else if constexpr (BITS == 2) {
@@ -91,10 +92,9 @@ __device__ __forceinline__ void encode_group(const DeviceLayer& layer, const flo
                                              float scale, int kvh, uint64_t* qplanes) {
   const int lane = threadIdx.x & 31;
   for (int h = threadIdx.x >> 5; h < group; h += kThreads / 32) {
-    const uint64_t mine = encode_query_warp<E>(q + static_cast<size_t>(h) * layer.head_dim,
-                                               layer.head_dim, layer.hadamard, scale,
-                                               layer.thresholds + kvh * kMaxThermoPlanes,
-                                               layer.bits, lane);
+    const uint64_t mine = encode_query_warp<E>(
+        q + static_cast<size_t>(h) * layer.head_dim, layer.head_dim, layer.hadamard, scale,
+        layer.thresholds + kvh * kMaxThermoPlanes, layer.bits, lane);
     if (lane < T * WORDS) qplanes[h * T * WORDS + lane] = mine;
   }
 }
@@ -116,9 +116,10 @@ __device__ __forceinline__ int l1_bits2(const QueryBits2& q, uint64_t kl, uint64
 }
 
 template <int BITS, bool L2, int WORDS>
-__global__ void __launch_bounds__(kThreads, BITS <= 2 && WORDS <= 2 ? 4 : 1)  // ≥ 4 blocks/SM: common codes
-estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int group,
-                int pages_per_block, int hist_size, bool shared_hist, float scale) {
+__global__ void __launch_bounds__(kThreads,
+                                  BITS <= 2 && WORDS <= 2 ? 4 : 1)  // ≥ 4 blocks/SM: common codes
+    estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int group,
+                    int pages_per_block, int hist_size, bool shared_hist, float scale) {
   constexpr int T = (1 << BITS) - 1;
   extern __shared__ uint32_t smem_hist[];
   __shared__ uint64_t qplanes[kMaxGroup * T * WORDS];
@@ -158,7 +159,8 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
   }
 
   if (args.queries != nullptr) {
-    const float* q = args.queries + (static_cast<size_t>(b) * args.num_q_heads + kvh * group) * layer.head_dim;
+    const float* q =
+        args.queries + (static_cast<size_t>(b) * args.num_q_heads + kvh * group) * layer.head_dim;
     if constexpr (WORDS == 1) {
       if (layer.head_dim == 64) {
         encode_group<2, T, WORDS>(layer, q, group, scale, kvh, qplanes);
@@ -188,9 +190,9 @@ estimate_kernel(DeviceLayer layer, DeviceBatch batch, EstimateArgs args, int gro
     __syncthreads();
   }
 
-  const size_t row0 = args.sum_heads
-                          ? static_cast<size_t>(b) * layer.num_kv_heads + kvh
-                          : static_cast<size_t>(b) * args.num_q_heads + static_cast<size_t>(kvh) * group;
+  const size_t row0 =
+      args.sum_heads ? static_cast<size_t>(b) * layer.num_kv_heads + kvh
+                     : static_cast<size_t>(b) * args.num_q_heads + static_cast<size_t>(kvh) * group;
 
   for (int item = threadIdx.x; item < items; item += kThreads) {
     SlotPair<BITS, WORDS> next;
@@ -273,7 +275,8 @@ void launch_typed(const DeviceLayer& layer, const DeviceBatch& batch, const Esti
   // enough blocks keep every SM busy on short contexts.
   const int P = layer.page_size;
   const int max_pages = ceil_div(batch.max_length, P);
-  const long long total_slots = static_cast<long long>(layer.num_kv_heads) * batch.batch * max_pages * P;
+  const long long total_slots =
+      static_cast<long long>(layer.num_kv_heads) * batch.batch * max_pages * P;
   const long long slots = std::clamp<long long>(total_slots / (2LL * 4 * sm_count()),
                                                 kMinSlotsPerBlock, kMaxSlotsPerBlock);
   const int pages_per_block = std::max(1, static_cast<int>(slots / P));
@@ -290,9 +293,12 @@ template <int BITS, bool L2>
 void launch_words(const DeviceLayer& layer, const DeviceBatch& batch, const EstimateArgs& args,
                   int group, int hist_size, cudaStream_t stream) {
   switch (layer.words()) {
-    case 1: return launch_typed<BITS, L2, 1>(layer, batch, args, group, hist_size, stream);
-    case 2: return launch_typed<BITS, L2, 2>(layer, batch, args, group, hist_size, stream);
-    default: return launch_typed<BITS, L2, 4>(layer, batch, args, group, hist_size, stream);
+    case 1:
+      return launch_typed<BITS, L2, 1>(layer, batch, args, group, hist_size, stream);
+    case 2:
+      return launch_typed<BITS, L2, 2>(layer, batch, args, group, hist_size, stream);
+    default:
+      return launch_typed<BITS, L2, 4>(layer, batch, args, group, hist_size, stream);
   }
 }
 
@@ -303,12 +309,18 @@ void launch_estimate(const DeviceLayer& layer, const DeviceBatch& batch, const E
   const int group = args.num_q_heads / layer.num_kv_heads;
   const bool l2 = args.distance == Distance::kL2;
   switch (layer.bits * 2 + l2) {
-    case 2: return launch_words<1, false>(layer, batch, args, group, histogram_size, stream);
-    case 3: return launch_words<1, true>(layer, batch, args, group, histogram_size, stream);
-    case 4: return launch_words<2, false>(layer, batch, args, group, histogram_size, stream);
-    case 5: return launch_words<2, true>(layer, batch, args, group, histogram_size, stream);
-    case 6: return launch_words<3, false>(layer, batch, args, group, histogram_size, stream);
-    default: return launch_words<3, true>(layer, batch, args, group, histogram_size, stream);
+    case 2:
+      return launch_words<1, false>(layer, batch, args, group, histogram_size, stream);
+    case 3:
+      return launch_words<1, true>(layer, batch, args, group, histogram_size, stream);
+    case 4:
+      return launch_words<2, false>(layer, batch, args, group, histogram_size, stream);
+    case 5:
+      return launch_words<2, true>(layer, batch, args, group, histogram_size, stream);
+    case 6:
+      return launch_words<3, false>(layer, batch, args, group, histogram_size, stream);
+    default:
+      return launch_words<3, true>(layer, batch, args, group, histogram_size, stream);
   }
 }
 

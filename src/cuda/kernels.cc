@@ -39,7 +39,8 @@ void append_kv(const DeviceLayer& layer, const int32_t* slots, int n, const void
   check_launch("append_kv");
 }
 
-void encode_stored_keys(const DeviceLayer& layer, const int32_t* slots, int n, cudaStream_t stream) {
+void encode_stored_keys(const DeviceLayer& layer, const int32_t* slots, int n,
+                        cudaStream_t stream) {
   layer.validate();
   ADAMAS_CHECK(n >= 0, "encode: token count must be ≥ 0, got {}", n);
   if (n == 0) return;
@@ -95,16 +96,18 @@ namespace {
 
 // The checks select_smallest and the fused step share (all but out and counts).
 void check_topk(const TopKArgs& a, const uint32_t* scratch) {
-  ADAMAS_CHECK(a.values != nullptr && a.histogram != nullptr && a.lengths != nullptr &&
-                   scratch != nullptr,
-               "top-k: null values, histogram, lengths or scratch");
+  ADAMAS_CHECK(
+      a.values != nullptr && a.histogram != nullptr && a.lengths != nullptr && scratch != nullptr,
+      "top-k: null values, histogram, lengths or scratch");
   ADAMAS_CHECK(a.rows_per_seq >= 1 && a.rows % a.rows_per_seq == 0,
                "top-k: rows ({}) must be a multiple of rows_per_seq ({})", a.rows, a.rows_per_seq);
-  ADAMAS_CHECK(a.budget >= (a.add_current ? 1 : 0),
-               "top-k: budget must be ≥ {}, got {}", a.add_current ? 1 : 0, a.budget);
+  ADAMAS_CHECK(a.budget >= (a.add_current ? 1 : 0), "top-k: budget must be ≥ {}, got {}",
+               a.add_current ? 1 : 0, a.budget);
   ADAMAS_CHECK(a.max_length >= 1 && a.value_stride >= static_cast<size_t>(a.max_length),
-               "top-k: value_stride {} is smaller than max_length {}", a.value_stride, a.max_length);
-  ADAMAS_CHECK(a.histogram_size >= 1, "top-k: histogram_size must be ≥ 1, got {}", a.histogram_size);
+               "top-k: value_stride {} is smaller than max_length {}", a.value_stride,
+               a.max_length);
+  ADAMAS_CHECK(a.histogram_size >= 1, "top-k: histogram_size must be ≥ 1, got {}",
+               a.histogram_size);
   ADAMAS_CHECK(a.rows <= 65535, "top-k: at most 65535 rows per launch, got {}", a.rows);
 }
 
@@ -177,7 +180,8 @@ void sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch,
   check_batch(layer, batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
-  ADAMAS_CHECK(args.indices != nullptr && args.counts != nullptr, "attention: null indices or counts");
+  ADAMAS_CHECK(args.indices != nullptr && args.counts != nullptr,
+               "attention: null indices or counts");
   ADAMAS_CHECK(args.max_count >= 1 && args.index_stride >= static_cast<size_t>(args.max_count),
                "attention: index_stride {} is smaller than max_count {}", args.index_stride,
                args.max_count);

@@ -10,9 +10,10 @@
 //   write kernel: per chunk, the counts of the chunks before it, then one in-order block scan
 //                 places every selected position at its final index. Chunks after the last
 //                 selected position read nothing.
+#include <cuda_runtime.h>
+
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
-#include <cuda_runtime.h>
 
 #include "cuda/device_common.cuh"
 #include "cuda/launch.h"
@@ -27,8 +28,8 @@ static_assert(kChunk == kThreads * kPerThread);
 constexpr int kMeta = kSelectMeta;  // per row: v*, count below v*
 
 struct RowInfo {
-  int n;     // candidates
-  int k;     // to select, ≤ n
+  int n;  // candidates
+  int k;  // to select, ≤ n
   int seq;
 };
 
@@ -83,7 +84,9 @@ __device__ void find_threshold(const uint32_t* hist, int hist_size, int k, int n
 // the row is aligned and the run is whole, else element by element; past n: 0xffff.
 struct Run {
   uint32_t w[kPerThread / 2];
-  __device__ __forceinline__ int operator[](int i) const { return (w[i >> 1] >> (16 * (i & 1))) & 0xffff; }
+  __device__ __forceinline__ int operator[](int i) const {
+    return (w[i >> 1] >> (16 * (i & 1))) & 0xffff;
+  }
 };
 __device__ __forceinline__ void load_run(const uint16_t* row, int first, int n, Run& v) {
   const uint16_t* p = row + first;
@@ -159,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, 3) write_kernel(TopKArgs a, const ui
   const uint32_t* meta = scratch + static_cast<size_t>(row) * row_words(a.max_length);
   const int v_star = static_cast<int>(meta[0]), below = static_cast<int>(meta[1]);
   const int need = info.k - below;  // positions equal to v* to take, lowest first
-  unsigned long long prev = 0;  // counts of the chunks before this one: less << 32 | equal
+  unsigned long long prev = 0;      // counts of the chunks before this one: less << 32 | equal
   for (int c = threadIdx.x; c < chunk; c += kThreads) {
     const uint32_t packed = meta[kMeta + c];
     prev += (static_cast<unsigned long long>(packed >> 16) << 32) | (packed & 0xffff);

@@ -80,9 +80,11 @@ void expect_same_contents(const TwinCache& tc, const std::vector<int>& seqs) {
         const PagedKV kv = tc.cpu->kv(l, tc.cpu_seqs[s], h);
         const PagedCodes codes = tc.cpu->codes(l, tc.cpu_seqs[s], h);
         for (int t = 0; t < len; ++t) {
-          SCOPED_TRACE("layer " + std::to_string(l) + " sequence " + std::to_string(s) + " kv head " +
-                       std::to_string(h) + " token " + std::to_string(t) + " of " + std::to_string(len));
-          const size_t off = h * L.kv_head_stride + size_t(pt[t / P]) * L.kv_page_stride + (t % P) * row;
+          SCOPED_TRACE("layer " + std::to_string(l) + " sequence " + std::to_string(s) +
+                       " kv head " + std::to_string(h) + " token " + std::to_string(t) + " of " +
+                       std::to_string(len));
+          const size_t off =
+              h * L.kv_head_stride + size_t(pt[t / P]) * L.kv_page_stride + (t % P) * row;
           ASSERT_EQ(row_diff(pools.k.data() + off, kv.key(t), c.dtype, d), "") << "key";
           ASSERT_EQ(row_diff(pools.v.data() + off, kv.value(t), c.dtype, d), "") << "value";
           const uint64_t* cpu_page = codes.page(t / P);
@@ -189,7 +191,8 @@ TEST_F(CudaAppend, RemoveAndReusePages) {
     const std::vector<int> lengths = {150, 77, 260};
     CacheConfig c = make_config(index, index % 2 ? DType::kF16 : DType::kBF16, 64, 2, 1);
     // A tight pool: the second fill only fits in the pages the removal freed.
-    c.num_pages = std::max(pages_needed(c, lengths, 0), pages_needed(c, {150 + 60, 260 + 60, 120}, 0));
+    c.num_pages =
+        std::max(pages_needed(c, lengths, 0), pages_needed(c, {150 + 60, 260 + 60, 120}, 0));
     SCOPED_TRACE(config_name(c, DType::kF16));
     TwinCache tc(c, DType::kF16, 400 + index);
     FastRng r(410 + index);
@@ -213,7 +216,8 @@ TEST_F(CudaAppend, SetThresholdsReencodesLikeCpu) {
   for (int bits : {1, 2, 3})
     for (bool hadamard : {true, false}) {
       ++index;
-      CacheConfig c = make_config(index, index % 2 ? DType::kF16 : DType::kBF16, 32 << (index % 3), 2, 1);
+      CacheConfig c =
+          make_config(index, index % 2 ? DType::kF16 : DType::kBF16, 32 << (index % 3), 2, 1);
       c.codes.bits = bits;
       c.codes.hadamard = hadamard;
       c.num_kv_heads = 3;

@@ -48,7 +48,8 @@ void check_dense(TestLayer& t, int group, float q_sigma, uint64_t seed,
       const size_t at = (size_t(b) * nqh + size_t(j) * group) * d;
       ref::dense_decode_attention(q.data() + at, group, t.kv(b, j), scale, want.data());
       for (int i = 0; i < group; ++i)
-        EXPECT_TRUE(attention_close(got.data() + at + size_t(i) * d, want.data() + size_t(i) * d, d))
+        EXPECT_TRUE(
+            attention_close(got.data() + at + size_t(i) * d, want.data() + size_t(i) * d, d))
             << row_name(b, j * group + i, t.lengths[b]);
     }
 }
@@ -66,11 +67,21 @@ SparseRows make_rows(FastRng& r, const std::vector<int>& row_lengths) {
     const int len = row_lengths[row];
     int count = 1;
     switch ((row + r.next() % 2) % 5) {
-      case 0: count = 1; break;
-      case 1: count = len; break;
-      case 2: count = r.uniform_int(1, len); break;
-      case 3: count = std::min(len, 64); break;
-      case 4: count = std::max(1, len / 2); break;
+      case 0:
+        count = 1;
+        break;
+      case 1:
+        count = len;
+        break;
+      case 2:
+        count = r.uniform_int(1, len);
+        break;
+      case 3:
+        count = std::min(len, 64);
+        break;
+      case 4:
+        count = std::max(1, len / 2);
+        break;
     }
     s.idx.push_back(random_subset(r, len, count));
     s.max_count = std::max(s.max_count, count);
@@ -130,7 +141,8 @@ void check_sparse(TestLayer& t, int group, bool shared, float q_sigma, uint64_t 
         ref::sparse_decode_attention(q.data() + at, group, t.kv(b, j), idx.data(),
                                      static_cast<int>(idx.size()), scale, want.data());
         for (int i = 0; i < group; ++i)
-          EXPECT_TRUE(attention_close(got.data() + at + size_t(i) * d, want.data() + size_t(i) * d, d))
+          EXPECT_TRUE(
+              attention_close(got.data() + at + size_t(i) * d, want.data() + size_t(i) * d, d))
               << row_name(b, j * group + i, t.lengths[b]) << ", " << idx.size() << " positions";
       } else {
         for (int i = 0; i < group; ++i) {
@@ -179,7 +191,8 @@ TEST_F(CudaAttention, SparseMatchesReference) {
     LayerContent content;
     content.codes = false;
     TestLayer t = make_test_layer(shape, {65, 1, 3, 1000, 63, 64}, 300 + index, content);
-    for (bool shared : {false, true}) check_sparse(t, group, shared, index % 2 ? 1.0f : 3.0f, 400 + index + shared, ws);
+    for (bool shared : {false, true})
+      check_sparse(t, group, shared, index % 2 ? 1.0f : 3.0f, 400 + index + shared, ws);
   });
 }
 
@@ -212,7 +225,8 @@ TEST_F(CudaAttention, SparseOverEveryPositionEqualsDense) {
         rows.stride = size_t(rows.max_count);
         const auto sparse = gpu_sparse(t, group, shared, q, rows, r, ws);
         for (int row = 0; row < B * nqh; ++row)
-          EXPECT_TRUE(attention_close(sparse.data() + size_t(row) * d, dense.data() + size_t(row) * d, d))
+          EXPECT_TRUE(
+              attention_close(sparse.data() + size_t(row) * d, dense.data() + size_t(row) * d, d))
               << "row " << row << (shared ? " shared" : " per head") << " " << dtype_str(dt)
               << " group " << group;
       }
@@ -247,8 +261,10 @@ TEST_F(CudaAttention, LargeSequencesMatchReference) {
     DType dt;
     int d, group, page;
   };
-  const Big cases[] = {{DType::kF16, 128, 4, 64}, {DType::kBF16, 128, 8, 16},
-                       {DType::kF16, 256, 2, 64}, {DType::kBF16, 64, 3, 5}};
+  const Big cases[] = {{DType::kF16, 128, 4, 64},
+                       {DType::kBF16, 128, 8, 16},
+                       {DType::kF16, 256, 2, 64},
+                       {DType::kBF16, 64, 3, 5}};
   int index = 0;
   for (const Big& c : cases) {
     ++index;

@@ -39,10 +39,10 @@
 
 // Skips the current test (with the reason) unless a CUDA device is usable. Every test of this
 // suite starts with it, through the CudaTest fixture's SetUp().
-#define ADAMAS_REQUIRE_CUDA()                                                              \
-  do {                                                                                     \
-    if (!::adamas::cuda::available())                                                      \
-      GTEST_SKIP() << "no CUDA device: " << ::adamas::cuda::device_summary();              \
+#define ADAMAS_REQUIRE_CUDA()                                                 \
+  do {                                                                        \
+    if (!::adamas::cuda::available())                                         \
+      GTEST_SKIP() << "no CUDA device: " << ::adamas::cuda::device_summary(); \
   } while (0)
 
 namespace adamas::test {
@@ -88,7 +88,8 @@ std::vector<T> download_array(const T* dev, size_t n) {
 template <class T>
 void upload_array(T* dev, const std::vector<T>& v) {
   if (v.empty()) return;
-  cuda::check(cudaMemcpy(dev, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "test upload");
+  cuda::check(cudaMemcpy(dev, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice),
+              "test upload");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +139,8 @@ inline std::vector<int32_t> random_subset(FastRng& r, int n, int count) {
   // Selection sampling (Knuth's algorithm S): sorted by construction.
   int needed = count;
   for (int i = 0; i < n && needed > 0; ++i) {
-    if (static_cast<uint64_t>(r.next() % static_cast<uint64_t>(n - i)) < static_cast<uint64_t>(needed)) {
+    if (static_cast<uint64_t>(r.next() % static_cast<uint64_t>(n - i)) <
+        static_cast<uint64_t>(needed)) {
       out.push_back(i);
       --needed;
     }
@@ -156,8 +158,8 @@ inline ::testing::AssertionResult attention_close(const float* got, const float*
   size_t worst = 0;
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(got[i])) {
-      return ::testing::AssertionFailure()
-             << "element " << i << " is " << got[i] << " (not written, or overflow); want " << want[i];
+      return ::testing::AssertionFailure() << "element " << i << " is " << got[i]
+                                           << " (not written, or overflow); want " << want[i];
     }
     const double e = std::fabs(double{got[i]} - double{want[i]});
     if (e > max_abs) {
@@ -168,9 +170,9 @@ inline ::testing::AssertionResult attention_close(const float* got, const float*
   }
   const double rel = rel_error(got, want, n);
   if (max_abs <= 2e-4 * std::max(1.0, max_ref) || rel <= 1e-4) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "max abs error " << max_abs << " at " << worst << " (got "
-                                       << got[worst] << ", want " << want[worst] << "), max |ref| "
-                                       << max_ref << ", relative error " << rel;
+  return ::testing::AssertionFailure()
+         << "max abs error " << max_abs << " at " << worst << " (got " << got[worst] << ", want "
+         << want[worst] << "), max |ref| " << max_ref << ", relative error " << rel;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,17 +460,26 @@ struct TwinCache {
           const size_t at = (size_t(t) * H + h) * d + i;
           float kx = rng.normal(), vx = rng.normal();
           const uint64_t pick = rng.next() % 64;
-          if (pick < 3) kx = thr[rng.next() % thr.size()];  // ties with a threshold
-          else if (pick == 3) kx *= 1e-5f;                    // f16 subnormal
-          else if (pick == 4) kx = 0.0f;
+          if (pick < 3)
+            kx = thr[rng.next() % thr.size()];  // ties with a threshold
+          else if (pick == 3)
+            kx *= 1e-5f;  // f16 subnormal
+          else if (pick == 4)
+            kx = 0.0f;
           if (value_specials) {
             const uint64_t vpick = rng.next() % 128;
-            if (vpick == 0) vx *= 1e-6f;                          // f16 subnormal
-            else if (vpick == 1) vx = 70000.0f;                   // f16 overflow → inf
-            else if (vpick == 2) vx = -65519.0f;                  // rounds to -65504 in f16
-            else if (vpick == 3) vx = 1.0f + 1.0f / 2048.0f;      // f16 tie: to even (1.0)
-            else if (vpick == 4) vx = 1.0f + 3.0f / 2048.0f;      // f16 tie: to even (up)
-            else if (vpick == 5) vx = 1.0f + 1.0f / 256.0f;       // bf16 tie
+            if (vpick == 0)
+              vx *= 1e-6f;  // f16 subnormal
+            else if (vpick == 1)
+              vx = 70000.0f;  // f16 overflow → inf
+            else if (vpick == 2)
+              vx = -65519.0f;  // rounds to -65504 in f16
+            else if (vpick == 3)
+              vx = 1.0f + 1.0f / 2048.0f;  // f16 tie: to even (1.0)
+            else if (vpick == 4)
+              vx = 1.0f + 3.0f / 2048.0f;  // f16 tie: to even (up)
+            else if (vpick == 5)
+              vx = 1.0f + 1.0f / 256.0f;  // bf16 tie
           }
           kf[at] = kx;
           vf[at] = vx;
@@ -514,7 +525,8 @@ struct TwinCache {
   void fill(int layer, const std::vector<int>& seq_index, const std::vector<int>& lengths,
             int max_chunk = 37) {
     std::vector<int> done(seq_index.size());
-    for (size_t i = 0; i < seq_index.size(); ++i) done[i] = cpu->length(layer, cpu_seqs[seq_index[i]]);
+    for (size_t i = 0; i < seq_index.size(); ++i)
+      done[i] = cpu->length(layer, cpu_seqs[seq_index[i]]);
     bool more = true;
     while (more) {
       more = false;

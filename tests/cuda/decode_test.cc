@@ -5,9 +5,8 @@
 // tolerance. Per-head and group-shared GQA, groups 1, 2, 3, 4, 8, bits 1/2/3, L1/L2, Hadamard
 // on/off, f16/bf16, budgets 1, 16, 64 and ≥ every length, a ragged batch, decode steps in between
 // (append_batch, then run again with the same decoder). run_dense vs the CPU `full` policy.
-#include "adamas/decode/decode_attention.h"
-
 #include "adamas/core/estimate.h"
+#include "adamas/decode/decode_attention.h"
 #include "adamas/policy/policy.h"
 #include "cuda_test_util.h"
 
@@ -34,9 +33,10 @@ struct DecodeCase {
 };
 
 std::string policy_spec(const DecodeCase& c, int budget) {
-  return "adamas:budget=" + std::to_string(budget) + ",dense_layers=0,gqa=" +
-         (c.shared ? "shared" : "per-head") + ",bits=" + std::to_string(c.bits) +
-         ",dist=" + (c.dist == Distance::kL1 ? "l1" : "l2") + ",hadamard=" + (c.hadamard ? "1" : "0");
+  return "adamas:budget=" + std::to_string(budget) +
+         ",dense_layers=0,gqa=" + (c.shared ? "shared" : "per-head") +
+         ",bits=" + std::to_string(c.bits) + ",dist=" + (c.dist == Distance::kL1 ? "l1" : "l2") +
+         ",hadamard=" + (c.hadamard ? "1" : "0");
 }
 
 // Both caches configured for the adamas policy, per-head random thresholds, filled with a ragged
@@ -53,7 +53,8 @@ std::unique_ptr<TwinCache> make_twin(const DecodeCase& c, const std::vector<int>
   std::vector<int> room;
   for (int len : lengths) room.push_back(len + extra);
   cfg.num_pages = pages_needed(cfg, room, 2);
-  auto tc = std::make_unique<TwinCache>(cfg, c.dtype == DType::kF16 ? DType::kF32 : DType::kBF16, seed);
+  auto tc =
+      std::make_unique<TwinCache>(cfg, c.dtype == DType::kF16 ? DType::kF32 : DType::kBF16, seed);
   FastRng r(seed + 1);
   for (int l = 0; l < c.layers; ++l)
     for (int h = 0; h < c.kv_heads; ++h)
@@ -120,8 +121,8 @@ void compare_step(TwinCache& tc, const DecodeCase& c, int layer, int budget,
       ASSERT_EQ(s.dense, budget >= len);
       for (int j = 0; j < g; ++j) {
         const int qh = h * g + j;
-        SCOPED_TRACE("sequence " + std::to_string(b) + " (length " + std::to_string(len) + ") q head " +
-                     std::to_string(qh));
+        SCOPED_TRACE("sequence " + std::to_string(b) + " (length " + std::to_string(len) +
+                     ") q head " + std::to_string(qh));
         std::vector<int32_t> want_idx;
         if (s.dense) {
           want_idx = iota_positions(len);
@@ -157,8 +158,8 @@ const DecodeCase kCases[] = {
     {64, 1, 2, 3, 2, Distance::kL1, true, DType::kF16, false},
 };
 
-// Budgets 1, 16, 64 and 2000 (≥ every length) over a ragged batch (lengths around the budgets), then
-// three decode steps (one appended token per sequence, one launch) with the same decoder.
+// Budgets 1, 16, 64 and 2000 (≥ every length) over a ragged batch (lengths around the budgets),
+// then three decode steps (one appended token per sequence, one launch) with the same decoder.
 TEST_F(CudaDecode, MatchesCpuDecodeAttention) {
   int index = 0;
   for (const DecodeCase& c : kCases) {
@@ -299,9 +300,15 @@ TEST_F(CudaDecode, RunsOnTheGivenStream) {
   std::vector<float> got(q.size()), got_dense(q.size());
   const int rows = B * nqh;
   std::vector<int32_t> counts(rows);
-  cuda::check(cudaMemcpyAsync(got.data(), out.data(), got.size() * 4, cudaMemcpyDeviceToHost, stream), "copy");
-  cuda::check(cudaMemcpyAsync(got_dense.data(), dense_out.data(), got.size() * 4, cudaMemcpyDeviceToHost, stream), "copy");
-  cuda::check(cudaMemcpyAsync(counts.data(), dec.counts(), counts.size() * 4, cudaMemcpyDeviceToHost, stream), "copy");
+  cuda::check(
+      cudaMemcpyAsync(got.data(), out.data(), got.size() * 4, cudaMemcpyDeviceToHost, stream),
+      "copy");
+  cuda::check(cudaMemcpyAsync(got_dense.data(), dense_out.data(), got.size() * 4,
+                              cudaMemcpyDeviceToHost, stream),
+              "copy");
+  cuda::check(cudaMemcpyAsync(counts.data(), dec.counts(), counts.size() * 4,
+                              cudaMemcpyDeviceToHost, stream),
+              "copy");
   cuda::check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   EXPECT_GE(timer.total_ms(), 0.0f);
 
@@ -321,7 +328,8 @@ TEST_F(CudaDecode, RunsOnTheGivenStream) {
           << "row " << row;
       EXPECT_TRUE(attention_close(got.data() + size_t(row) * d, want.data() + size_t(row) * d, d))
           << "sparse row " << row;
-      EXPECT_TRUE(attention_close(got_dense.data() + size_t(row) * d, want_dense.data() + size_t(row) * d, d))
+      EXPECT_TRUE(attention_close(got_dense.data() + size_t(row) * d,
+                                  want_dense.data() + size_t(row) * d, d))
           << "dense row " << row;
     }
 }
@@ -348,8 +356,11 @@ TEST_F(CudaDecode, LargeSequencesMatchCpu) {
   int index = 0;
   for (bool shared : {false, true}) {
     ++index;
-    DecodeCase c{128, 64, 2, 4, 2, shared ? Distance::kL2 : Distance::kL1, true,
-                 shared ? DType::kBF16 : DType::kF16, shared};
+    DecodeCase c{128,   64,
+                 2,     4,
+                 2,     shared ? Distance::kL2 : Distance::kL1,
+                 true,  shared ? DType::kBF16 : DType::kF16,
+                 shared};
     auto tc = make_twin(c, {100000, 3000, 7}, 1, 600 + index, 4096);
     cuda::SparseDecoder dec(c.num_q_heads());
     for (int budget : {256, 2048}) {

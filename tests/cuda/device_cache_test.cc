@@ -39,8 +39,8 @@ CacheConfig config_of(int layers, int kv_heads, int d, int P, int pages, DType d
 
 TEST_F(CudaDeviceCache, LayerDescribesThePools) {
   for (int bits : {1, 2, 3}) {
-    const CacheConfig c = config_of(2, 3, 64 << (bits - 1), 5 + bits * 4, 11, bits == 2 ? DType::kBF16 : DType::kF16,
-                                    bits, bits != 3);
+    const CacheConfig c = config_of(2, 3, 64 << (bits - 1), 5 + bits * 4, 11,
+                                    bits == 2 ? DType::kBF16 : DType::kF16, bits, bits != 3);
     cuda::DeviceKVCache cache(c);
     EXPECT_EQ(cache.free_pages(), 11);
     EXPECT_GT(cache.bytes(), 0u);
@@ -62,8 +62,10 @@ TEST_F(CudaDeviceCache, LayerDescribesThePools) {
       EXPECT_EQ(L.slot_stride(), code_slot_stride(c.page_size));
       const size_t kv_block = size_t(c.page_size) * c.head_dim * dtype_size(c.dtype);
       const size_t code_block = size_t(bits) * L.words() * L.slot_stride();
-      EXPECT_TRUE(blocks_disjoint(L.kv_head_stride, L.kv_page_stride, c.num_kv_heads, c.num_pages, kv_block));
-      EXPECT_TRUE(blocks_disjoint(L.code_head_stride, L.code_page_stride, c.num_kv_heads, c.num_pages, code_block));
+      EXPECT_TRUE(blocks_disjoint(L.kv_head_stride, L.kv_page_stride, c.num_kv_heads, c.num_pages,
+                                  kv_block));
+      EXPECT_TRUE(blocks_disjoint(L.code_head_stride, L.code_page_stride, c.num_kv_heads,
+                                  c.num_pages, code_block));
       if (l == 1) {
         EXPECT_NE(L.k_pool, cache.layer(0).k_pool) << "layers share a pool";
         EXPECT_NE(L.code_pool, cache.layer(0).code_pool) << "layers share a code pool";
@@ -74,7 +76,8 @@ TEST_F(CudaDeviceCache, LayerDescribesThePools) {
       for (int h = 0; h < c.num_kv_heads; ++h) {
         EXPECT_EQ(cache.thresholds(l, h), want) << "head " << h;
         for (size_t i = 0; i < want.size(); ++i)
-          EXPECT_EQ(dev[size_t(h) * kMaxThermoPlanes + i], want[i]) << "head " << h << " threshold " << i;
+          EXPECT_EQ(dev[size_t(h) * kMaxThermoPlanes + i], want[i])
+              << "head " << h << " threshold " << i;
       }
     }
   }
@@ -111,7 +114,8 @@ TEST_F(CudaDeviceCache, BatchUploadsPageTablesAndLengths) {
   for (int layer : {0, 1})
     for (const std::vector<int>& order : {std::vector<int>{0, 1, 2, 3}, std::vector<int>{3, 1},
                                           std::vector<int>{2}, std::vector<int>{1, 2, 0, 3}}) {
-      SCOPED_TRACE("layer " + std::to_string(layer) + ", " + std::to_string(order.size()) + " sequences");
+      SCOPED_TRACE("layer " + std::to_string(layer) + ", " + std::to_string(order.size()) +
+                   " sequences");
       const auto ids = tc.gpu_ids(order);
       const cuda::DeviceBatch b = tc.gpu->batch(layer, ids);
       ASSERT_EQ(b.batch, static_cast<int>(order.size()));

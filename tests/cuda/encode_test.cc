@@ -27,7 +27,8 @@ void store_row(const std::byte* from, DType src, std::byte* to, DType dst, int d
 
 // First differing element of two pools, described, or "" when equal.
 template <class T>
-std::string first_difference(const std::vector<T>& got, const std::vector<T>& want, const char* what) {
+std::string first_difference(const std::vector<T>& got, const std::vector<T>& want,
+                             const char* what) {
   if (got.size() != want.size()) return std::string(what) + ": sizes differ";
   for (size_t i = 0; i < got.size(); ++i)
     if (got[i] != want[i]) {
@@ -51,7 +52,8 @@ SlotWrite make_writes(FastRng& r, const TestLayer& t, int n, DType src) {
   SlotWrite w;
   std::vector<int32_t> all(size_t(t.num_pages) * P);
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int32_t>(i);
-  if (static_cast<size_t>(n) > all.size()) throw std::logic_error("test bug: more writes than slots");
+  if (static_cast<size_t>(n) > all.size())
+    throw std::logic_error("test bug: more writes than slots");
   for (int i = 0; i < n; ++i) {
     std::swap(all[i], all[i + r.next() % (all.size() - i)]);
     w.slots.push_back(all[i]);
@@ -63,11 +65,16 @@ SlotWrite make_writes(FastRng& r, const TestLayer& t, int n, DType src) {
         const size_t at = (size_t(i) * H + h) * d + e;
         float kx = r.normal(), vx = r.normal();
         const uint64_t pick = r.next() % 32;
-        if (pick < 3) kx = t.thresholds[h][r.next() % t.thresholds[h].size()];
-        else if (pick == 3) kx *= 1e-5f;
-        else if (pick == 4) vx = 1.0f + 1.0f / 2048.0f;
-        else if (pick == 5) vx = 70000.0f;
-        else if (pick == 6) vx *= 1e-6f;
+        if (pick < 3)
+          kx = t.thresholds[h][r.next() % t.thresholds[h].size()];
+        else if (pick == 3)
+          kx *= 1e-5f;
+        else if (pick == 4)
+          vx = 1.0f + 1.0f / 2048.0f;
+        else if (pick == 5)
+          vx = 70000.0f;
+        else if (pick == 6)
+          vx *= 1e-6f;
         kf[at] = kx;
         vf[at] = vx;
       }
@@ -138,21 +145,25 @@ TEST_F(CudaEncode, AppendKvAndReencodeMatchCpuBitForBit) {
         expect_pools(t);
         // New thresholds, then re-encode a subset of the written slots only.
         std::vector<std::vector<float>> thr;
-        for (int h = 0; h < shape.kv_heads; ++h) thr.push_back(random_thresholds(r, shape.bits, h % 2 == 1));
+        for (int h = 0; h < shape.kv_heads; ++h)
+          thr.push_back(random_thresholds(r, shape.bits, h % 2 == 1));
         t.set_thresholds(thr);
         // Distinct slots (a slot may have been written by two launches), a subset of them.
         std::sort(written.begin(), written.end());
         written.erase(std::unique(written.begin(), written.end()), written.end());
-        for (size_t i = written.size(); i > 1; --i) std::swap(written[i - 1], written[r.next() % i]);
+        for (size_t i = written.size(); i > 1; --i)
+          std::swap(written[i - 1], written[r.next() % i]);
         written.resize(written.size() / 2 + 1);
         auto slots = to_device(written);
-        cuda::encode_stored_keys(t.layer(), slots.data(), static_cast<int>(written.size()), nullptr);
+        cuda::encode_stored_keys(t.layer(), slots.data(), static_cast<int>(written.size()),
+                                 nullptr);
         device_sync();
         const int P = shape.page_size;
         for (int32_t s : written)
           for (int h = 0; h < shape.kv_heads; ++h)
-            encode_keys(t.spec(), thr[h], t.k_host.data() + t.kv_offset(h, s / P, s % P), cache, 1, d,
-                        t.codes_host.data() + t.code_page_offset(h, s / P), code_slot_stride(P), s % P);
+            encode_keys(t.spec(), thr[h], t.k_host.data() + t.kv_offset(h, s / P, s % P), cache, 1,
+                        d, t.codes_host.data() + t.code_page_offset(h, s / P), code_slot_stride(P),
+                        s % P);
         expect_pools(t);
         if (HasFatalFailure()) return;
       }
@@ -204,7 +215,8 @@ TEST_F(CudaEncode, EncodeQueriesMatchesCpu) {
         content.codes = false;
         TestLayer t = make_test_layer(shape, {1}, 400 + index, content);
         const int nqh = shape.kv_heads * group, rows = 1 + index % 5;
-        SCOPED_TRACE(shape.name() + " group " + std::to_string(group) + " rows " + std::to_string(rows));
+        SCOPED_TRACE(shape.name() + " group " + std::to_string(group) + " rows " +
+                     std::to_string(rows));
         FastRng r(500 + index);
         std::vector<float> q(size_t(rows) * nqh * d);
         for (size_t i = 0; i < q.size(); ++i) {
@@ -221,8 +233,8 @@ TEST_F(CudaEncode, EncodeQueriesMatchesCpu) {
         const CodeSpec spec = t.spec();
         for (int row = 0; row < rows; ++row)
           for (int qh = 0; qh < nqh; ++qh) {
-            const QueryCode want =
-                encode_query(spec, t.thresholds[qh / group], q.data() + (size_t(row) * nqh + qh) * d);
+            const QueryCode want = encode_query(spec, t.thresholds[qh / group],
+                                                q.data() + (size_t(row) * nqh + qh) * d);
             const QueryCode& g = got[size_t(row) * nqh + qh];
             ASSERT_EQ(g.bits, want.bits) << "row " << row << " q head " << qh;
             ASSERT_EQ(g.words, want.words) << "row " << row << " q head " << qh;

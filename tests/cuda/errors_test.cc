@@ -20,11 +20,11 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 // An adamas::Error was thrown (not another exception, not nothing).
-#define EXPECT_ADAMAS_ERROR(stmt, matcher)                                                 \
-  do {                                                                                     \
-    const std::string msg_ = error_message([&] { stmt; });                                 \
-    EXPECT_THAT(msg_, Not(StartsWith("<"))) << #stmt;                                      \
-    EXPECT_THAT(msg_, matcher) << #stmt;                                                   \
+#define EXPECT_ADAMAS_ERROR(stmt, matcher)                 \
+  do {                                                     \
+    const std::string msg_ = error_message([&] { stmt; }); \
+    EXPECT_THAT(msg_, Not(StartsWith("<"))) << #stmt;      \
+    EXPECT_THAT(msg_, matcher) << #stmt;                   \
   } while (0)
 
 CacheConfig good_config() {
@@ -50,7 +50,10 @@ TEST_F(CudaErrors, DeviceKVCacheRejectsBadConfigs) {
       {[](CacheConfig& c) { c.store_codes = false; }, "store_codes"},
       {[](CacheConfig& c) { c.num_pages = 0; }, "num_pages"},
       {[](CacheConfig& c) { c.page_size = 0; }, "page_size"},
-      {[](CacheConfig& c) { c.codes.thresholds = {1.0f, 0.0f, 2.0f}; }, "ascending"},
+      {[](CacheConfig& c) {
+         c.codes.thresholds = {1.0f, 0.0f, 2.0f};
+       },
+       "ascending"},
   };
   for (const auto& [mutate, field] : cases) {
     CacheConfig c = good_config();
@@ -70,8 +73,10 @@ TEST_F(CudaErrors, AppendBeyondThePoolLeavesTheSequenceUnchanged) {
   tc.append(0, b, 10);  // 1 page: the pool is full
   ASSERT_EQ(tc.gpu->free_pages(), 0);
   const SeqId ga = tc.gpu_seqs[a], gb = tc.gpu_seqs[b];
-  const auto pages_a = std::vector<int32_t>(tc.gpu->page_table(ga).begin(), tc.gpu->page_table(ga).end());
-  const auto pages_b = std::vector<int32_t>(tc.gpu->page_table(gb).begin(), tc.gpu->page_table(gb).end());
+  const auto pages_a =
+      std::vector<int32_t>(tc.gpu->page_table(ga).begin(), tc.gpu->page_table(ga).end());
+  const auto pages_b =
+      std::vector<int32_t>(tc.gpu->page_table(gb).begin(), tc.gpu->page_table(gb).end());
   std::vector<float> host(size_t(64) * c.num_kv_heads * c.head_dim, 0.5f);  // room for 64 tokens
   auto kv = to_device(host);
   auto same = [&] {
@@ -79,8 +84,10 @@ TEST_F(CudaErrors, AppendBeyondThePoolLeavesTheSequenceUnchanged) {
     EXPECT_EQ(tc.gpu->length(0, gb), 10);
     EXPECT_EQ(tc.gpu->length(1, ga), 0);
     EXPECT_EQ(tc.gpu->free_pages(), 0);
-    EXPECT_EQ(std::vector<int32_t>(tc.gpu->page_table(ga).begin(), tc.gpu->page_table(ga).end()), pages_a);
-    EXPECT_EQ(std::vector<int32_t>(tc.gpu->page_table(gb).begin(), tc.gpu->page_table(gb).end()), pages_b);
+    EXPECT_EQ(std::vector<int32_t>(tc.gpu->page_table(ga).begin(), tc.gpu->page_table(ga).end()),
+              pages_a);
+    EXPECT_EQ(std::vector<int32_t>(tc.gpu->page_table(gb).begin(), tc.gpu->page_table(gb).end()),
+              pages_b);
   };
   const auto full = AnyOf(HasSubstr("full"), HasSubstr("free"));
   EXPECT_ADAMAS_ERROR(tc.gpu->append(0, ga, kv.data(), kv.data(), DType::kF32, 9), full);
@@ -112,19 +119,24 @@ TEST_F(CudaErrors, UnknownLayersSequencesAndHeads) {
   std::vector<float> host(size_t(2) * 64, 0.0f);
   auto kv = to_device(host);
   EXPECT_ADAMAS_ERROR(cache.append(2, s, kv.data(), kv.data(), DType::kF32, 1), HasSubstr("layer"));
-  EXPECT_ADAMAS_ERROR(cache.append(-1, s, kv.data(), kv.data(), DType::kF32, 1), HasSubstr("layer"));
+  EXPECT_ADAMAS_ERROR(cache.append(-1, s, kv.data(), kv.data(), DType::kF32, 1),
+                      HasSubstr("layer"));
   EXPECT_ADAMAS_ERROR(cache.length(0, s + 5), HasSubstr("sequence"));
   EXPECT_ADAMAS_ERROR(cache.page_table(-1), HasSubstr("sequence"));
   EXPECT_ADAMAS_ERROR(cache.layer(2), HasSubstr("layer"));
   EXPECT_ADAMAS_ERROR(cache.append(0, s, nullptr, kv.data(), DType::kF32, 1), HasSubstr("null"));
-  EXPECT_ADAMAS_ERROR(cache.set_thresholds(0, 2, std::vector<float>{-1.f, 0.f, 1.f}), HasSubstr("kv_head"));
-  EXPECT_ADAMAS_ERROR(cache.set_thresholds(0, 0, std::vector<float>{-1.f, 1.f}), HasSubstr("threshold"));
-  EXPECT_ADAMAS_ERROR(cache.set_thresholds(0, 0, std::vector<float>{0.f, 0.f, 1.f}), HasSubstr("ascending"));
+  EXPECT_ADAMAS_ERROR(cache.set_thresholds(0, 2, std::vector<float>{-1.f, 0.f, 1.f}),
+                      HasSubstr("kv_head"));
+  EXPECT_ADAMAS_ERROR(cache.set_thresholds(0, 0, std::vector<float>{-1.f, 1.f}),
+                      HasSubstr("threshold"));
+  EXPECT_ADAMAS_ERROR(cache.set_thresholds(0, 0, std::vector<float>{0.f, 0.f, 1.f}),
+                      HasSubstr("ascending"));
   EXPECT_ADAMAS_ERROR(cache.thresholds(0, -1), HasSubstr("kv_head"));
   cache.append(0, s, kv.data(), kv.data(), DType::kF32, 1);
   cache.remove_sequence(s);
   EXPECT_ADAMAS_ERROR(cache.length(0, s), HasSubstr("sequence"));
-  EXPECT_ADAMAS_ERROR(cache.append(0, s, kv.data(), kv.data(), DType::kF32, 1), HasSubstr("sequence"));
+  EXPECT_ADAMAS_ERROR(cache.append(0, s, kv.data(), kv.data(), DType::kF32, 1),
+                      HasSubstr("sequence"));
   EXPECT_ADAMAS_ERROR(cache.remove_sequence(s), HasSubstr("sequence"));
   const SeqId t = cache.add_sequence();
   const std::vector<SeqId> ids = {t};
@@ -215,14 +227,16 @@ TEST_F(CudaErrors, QueryHeadsMustBeAMultipleOfKvHeads) {
     auto e = s.estimate_args();
     e.num_q_heads = bad;
     EXPECT_ADAMAS_ERROR(cuda::estimate_distances(L, B, e, nullptr), HasSubstr("num_q_heads"));
-    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, B, s.q.data(), bad, 0.125f, s.out.data(), s.ws, nullptr),
-                        HasSubstr("num_q_heads"));
-    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), bad, s.sparse_args(), 0.125f,
-                                                      s.out.data(), s.ws, nullptr),
+    EXPECT_ADAMAS_ERROR(
+        cuda::dense_decode_attention(L, B, s.q.data(), bad, 0.125f, s.out.data(), s.ws, nullptr),
+        HasSubstr("num_q_heads"));
+    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), bad, s.sparse_args(),
+                                                      0.125f, s.out.data(), s.ws, nullptr),
                         HasSubstr("num_q_heads"));
     cuda::SparseDecoder dec(bad);
-    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), cuda::SparseConfig{}, 0.125f, s.out.data(), nullptr),
-                        HasSubstr("num_q_heads"));
+    EXPECT_ADAMAS_ERROR(
+        dec.run(L, B, s.q.data(), cuda::SparseConfig{}, 0.125f, s.out.data(), nullptr),
+        HasSubstr("num_q_heads"));
     EXPECT_ADAMAS_ERROR(dec.run_dense(L, B, s.q.data(), 0.125f, s.out.data(), nullptr),
                         HasSubstr("num_q_heads"));
   }
@@ -234,9 +248,12 @@ TEST_F(CudaErrors, NullPointers) {
   const cuda::DeviceBatch B = s.t.batch();
   const auto null = HasSubstr("null");
   // append / encode
-  EXPECT_ADAMAS_ERROR(cuda::append_kv(L, nullptr, 4, s.q.data(), s.q.data(), DType::kF32, nullptr), null);
-  EXPECT_ADAMAS_ERROR(cuda::append_kv(L, s.slots.data(), 4, nullptr, s.q.data(), DType::kF32, nullptr), null);
-  EXPECT_ADAMAS_ERROR(cuda::append_kv(L, s.slots.data(), 4, s.q.data(), nullptr, DType::kF32, nullptr), null);
+  EXPECT_ADAMAS_ERROR(cuda::append_kv(L, nullptr, 4, s.q.data(), s.q.data(), DType::kF32, nullptr),
+                      null);
+  EXPECT_ADAMAS_ERROR(
+      cuda::append_kv(L, s.slots.data(), 4, nullptr, s.q.data(), DType::kF32, nullptr), null);
+  EXPECT_ADAMAS_ERROR(
+      cuda::append_kv(L, s.slots.data(), 4, s.q.data(), nullptr, DType::kF32, nullptr), null);
   EXPECT_ADAMAS_ERROR(cuda::encode_stored_keys(L, nullptr, 4, nullptr), null);
   EXPECT_ADAMAS_ERROR(cuda::encode_queries(L, nullptr, 2, s.nqh, s.qcodes.data(), nullptr), null);
   EXPECT_ADAMAS_ERROR(cuda::encode_queries(L, s.q.data(), 2, s.nqh, nullptr, nullptr), null);
@@ -273,15 +290,22 @@ TEST_F(CudaErrors, NullPointers) {
     EXPECT_ADAMAS_ERROR(cuda::select_smallest(a, nullptr, nullptr), null);
   }
   // attention
-  EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, B, nullptr, s.nqh, 0.125f, s.out.data(), s.ws, nullptr), null);
-  EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, B, s.q.data(), s.nqh, 0.125f, nullptr, s.ws, nullptr), null);
+  EXPECT_ADAMAS_ERROR(
+      cuda::dense_decode_attention(L, B, nullptr, s.nqh, 0.125f, s.out.data(), s.ws, nullptr),
+      null);
+  EXPECT_ADAMAS_ERROR(
+      cuda::dense_decode_attention(L, B, s.q.data(), s.nqh, 0.125f, nullptr, s.ws, nullptr), null);
   {
     auto a = s.sparse_args();
     a.indices = nullptr;
-    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), s.nqh, a, 0.125f, s.out.data(), s.ws, nullptr), null);
+    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), s.nqh, a, 0.125f,
+                                                      s.out.data(), s.ws, nullptr),
+                        null);
     a = s.sparse_args();
     a.counts = nullptr;
-    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), s.nqh, a, 0.125f, s.out.data(), s.ws, nullptr), null);
+    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), s.nqh, a, 0.125f,
+                                                      s.out.data(), s.ws, nullptr),
+                        null);
   }
   // layer and batch pointers
   for (int field = 0; field < 4; ++field) {
@@ -292,7 +316,9 @@ TEST_F(CudaErrors, NullPointers) {
     if (field == 3) bad.thresholds = nullptr;
     SCOPED_TRACE("layer field " + std::to_string(field));
     EXPECT_ADAMAS_ERROR(bad.validate(), null);
-    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(bad, B, s.q.data(), s.nqh, 0.125f, s.out.data(), s.ws, nullptr), null);
+    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(bad, B, s.q.data(), s.nqh, 0.125f,
+                                                     s.out.data(), s.ws, nullptr),
+                        null);
     EXPECT_ADAMAS_ERROR(cuda::estimate_distances(bad, B, s.estimate_args(), nullptr), null);
   }
   for (int field = 0; field < 2; ++field) {
@@ -301,7 +327,9 @@ TEST_F(CudaErrors, NullPointers) {
     if (field == 1) bad.lengths = nullptr;
     SCOPED_TRACE("batch field " + std::to_string(field));
     EXPECT_ADAMAS_ERROR(bad.validate(), null);
-    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, bad, s.q.data(), s.nqh, 0.125f, s.out.data(), s.ws, nullptr), null);
+    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, bad, s.q.data(), s.nqh, 0.125f,
+                                                     s.out.data(), s.ws, nullptr),
+                        null);
     EXPECT_ADAMAS_ERROR(cuda::estimate_distances(L, bad, s.estimate_args(), nullptr), null);
   }
 }
@@ -318,10 +346,12 @@ TEST_F(CudaErrors, StridesAndBudgets) {
   {
     auto a = s.topk_args();
     a.out_stride = 15;  // < budget 16
-    EXPECT_ADAMAS_ERROR(cuda::select_smallest(a, s.scratch.data(), nullptr), HasSubstr("out_stride"));
+    EXPECT_ADAMAS_ERROR(cuda::select_smallest(a, s.scratch.data(), nullptr),
+                        HasSubstr("out_stride"));
     a = s.topk_args();
     a.value_stride = 99;  // < max_length 100
-    EXPECT_ADAMAS_ERROR(cuda::select_smallest(a, s.scratch.data(), nullptr), HasSubstr("value_stride"));
+    EXPECT_ADAMAS_ERROR(cuda::select_smallest(a, s.scratch.data(), nullptr),
+                        HasSubstr("value_stride"));
     a = s.topk_args();
     a.budget = -1;
     a.add_current = false;
@@ -334,20 +364,23 @@ TEST_F(CudaErrors, StridesAndBudgets) {
     auto a = s.sparse_args();
     a.max_count = 200;
     a.index_stride = 128;  // cannot hold max_count entries
-    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), s.nqh, a, 0.125f, s.out.data(), s.ws, nullptr),
+    EXPECT_ADAMAS_ERROR(cuda::sparse_decode_attention(L, B, s.q.data(), s.nqh, a, 0.125f,
+                                                      s.out.data(), s.ws, nullptr),
                         HasSubstr("index_stride"));
   }
   {
     cuda::SparseDecoder dec(s.nqh);
     cuda::SparseConfig sc;
     sc.budget = 0;
-    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), sc, 0.125f, s.out.data(), nullptr), HasSubstr("budget"));
+    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), sc, 0.125f, s.out.data(), nullptr),
+                        HasSubstr("budget"));
   }
   {
     // The page table stride must cover max_length's pages.
     cuda::DeviceBatch bad = B;
     bad.page_table_stride = 1;  // max_length 100 needs 7 pages of 16
-    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, bad, s.q.data(), s.nqh, 0.125f, s.out.data(), s.ws, nullptr),
+    EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, bad, s.q.data(), s.nqh, 0.125f,
+                                                     s.out.data(), s.ws, nullptr),
                         HasSubstr("page_table_stride"));
   }
 }
@@ -372,7 +405,8 @@ TEST_F(CudaErrors, DistancesThatOverflowSixteenBits) {
   a.sum_heads = true;
   a.out = out.data();
   a.out_stride = 16;
-  EXPECT_ADAMAS_ERROR(cuda::estimate_distances(t.layer(), t.batch(), a, nullptr), HasSubstr("16 bits"));
+  EXPECT_ADAMAS_ERROR(cuda::estimate_distances(t.layer(), t.batch(), a, nullptr),
+                      HasSubstr("16 bits"));
   a.sum_heads = false;
   EXPECT_NO_THROW(cuda::estimate_distances(t.layer(), t.batch(), a, nullptr));
   device_sync();
@@ -402,7 +436,8 @@ TEST_F(CudaErrors, BadLayerAndBatchFields) {
     bad.bits = 4;
     EXPECT_ADAMAS_ERROR(bad.validate(), HasSubstr("bits"));
     bad.bits = 0;
-    EXPECT_ADAMAS_ERROR(cuda::estimate_distances(bad, B, s.estimate_args(), nullptr), HasSubstr("bits"));
+    EXPECT_ADAMAS_ERROR(cuda::estimate_distances(bad, B, s.estimate_args(), nullptr),
+                        HasSubstr("bits"));
   }
   {
     cuda::DeviceLayer bad = L;

@@ -25,7 +25,8 @@ struct EstCase {
   std::string name() const {
     return "group " + std::to_string(group) + (dist == Distance::kL1 ? " L1" : " L2") +
            (sum_heads ? " summed" : " per-head") + (exclude_last ? " exclude_last" : "") +
-           (with_histogram ? (prefilled_histogram ? " prefilled histogram" : " histogram") : " no histogram");
+           (with_histogram ? (prefilled_histogram ? " prefilled histogram" : " histogram")
+                           : " no histogram");
   }
 };
 
@@ -95,7 +96,8 @@ void check_estimate(TestLayer& t, const EstCase& c, uint64_t seed) {
         const uint32_t* gh = got_hist.data() + size_t(row) * hs;
         const uint32_t* h0 = hist0.data() + size_t(row) * hs;
         if (!c.with_histogram) {
-          for (int v = 0; v < hs; ++v) ASSERT_EQ(gh[v], h0[v]) << "histogram touched without being given";
+          for (int v = 0; v < hs; ++v)
+            ASSERT_EQ(gh[v], h0[v]) << "histogram touched without being given";
           continue;
         }
         std::vector<uint32_t> counts(hs, 0);
@@ -181,7 +183,8 @@ TEST_F(CudaEstimate, RepeatedCallsAreIndependent) {
   content.kv = false;
   TestLayer t = make_test_layer(shape, {100, 37, 500}, 77, content);
   for (int rep = 0; rep < 3; ++rep) {
-    check_estimate(t, EstCase{4, rep == 1 ? Distance::kL2 : Distance::kL1, rep == 2, false}, 78 + rep);
+    check_estimate(t, EstCase{4, rep == 1 ? Distance::kL2 : Distance::kL1, rep == 2, false},
+                   78 + rep);
     if (HasFatalFailure()) return;
   }
 }

@@ -18,11 +18,16 @@ enum class Values { kTies, kSmall, kWide, kAllEqual, kSkewed };
 
 const char* values_name(Values v) {
   switch (v) {
-    case Values::kTies: return "ties(0..3)";
-    case Values::kSmall: return "small(0..50)";
-    case Values::kWide: return "wide";
-    case Values::kAllEqual: return "all equal";
-    case Values::kSkewed: return "skewed";
+    case Values::kTies:
+      return "ties(0..3)";
+    case Values::kSmall:
+      return "small(0..50)";
+    case Values::kWide:
+      return "wide";
+    case Values::kAllEqual:
+      return "all equal";
+    case Values::kSkewed:
+      return "skewed";
   }
   return "?";
 }
@@ -37,8 +42,8 @@ struct TopKCase {
   int max_length_slack = 0;
   std::string name() const {
     std::ostringstream s;  // (not operator+: GCC 12 warns falsely about it at -O3)
-    s << "budget " << budget << (add_current ? " add_current" : "") << " rows/seq "
-      << rows_per_seq << " hist " << hist_size << " " << values_name(values) << " lengths";
+    s << "budget " << budget << (add_current ? " add_current" : "") << " rows/seq " << rows_per_seq
+      << " hist " << hist_size << " " << values_name(values) << " lengths";
     for (int l : lengths) s << " " << l;
     return s.str();
   }
@@ -47,13 +52,18 @@ struct TopKCase {
 uint16_t draw(FastRng& r, Values v, int hist_size) {
   const int top = hist_size - 1;
   switch (v) {
-    case Values::kTies: return static_cast<uint16_t>(std::min(top, r.uniform_int(0, 3)));
-    case Values::kSmall: return static_cast<uint16_t>(std::min(top, r.uniform_int(0, 50)));
-    case Values::kWide: return static_cast<uint16_t>(r.uniform_int(0, top));
-    case Values::kAllEqual: return static_cast<uint16_t>(top);
+    case Values::kTies:
+      return static_cast<uint16_t>(std::min(top, r.uniform_int(0, 3)));
+    case Values::kSmall:
+      return static_cast<uint16_t>(std::min(top, r.uniform_int(0, 50)));
+    case Values::kWide:
+      return static_cast<uint16_t>(r.uniform_int(0, top));
+    case Values::kAllEqual:
+      return static_cast<uint16_t>(top);
     case Values::kSkewed:  // mostly the largest value, a few small ones, some in between
-      return static_cast<uint16_t>(r.next() % 16 == 0 ? r.uniform_int(0, 5)
-                                   : r.next() % 4 == 0 ? r.uniform_int(0, top) : top);
+      return static_cast<uint16_t>(r.next() % 16 == 0  ? r.uniform_int(0, 5)
+                                   : r.next() % 4 == 0 ? r.uniform_int(0, top)
+                                                       : top);
   }
   return 0;
 }
@@ -134,7 +144,8 @@ TEST_F(CudaTopK, MatchesReference) {
   const std::vector<int> lengths = {1, 2, 7, 64, 100, 1000, 4097, 5000};
   DeviceBuffer<uint32_t> scratch;
   int index = 0;
-  for (Values vals : {Values::kTies, Values::kSmall, Values::kWide, Values::kAllEqual, Values::kSkewed})
+  for (Values vals :
+       {Values::kTies, Values::kSmall, Values::kWide, Values::kAllEqual, Values::kSkewed})
     for (int R : {1, 3})
       for (bool add : {false, true})
         for (int budget : {1, 2, 5, 64, 256, 4096, 4097, 5000, 5001, 20000}) {

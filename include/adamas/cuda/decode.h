@@ -1,9 +1,9 @@
 // One layer's decode attention on the GPU for a ragged batch, the CPU DecodeAttention's path:
 //   estimate (query encoding fused in) → top-k → sparse attention,   or dense attention:
 // four launches (estimate, top-k count, top-k write, attention) or three (the write fused into
-// attention, SparseConfig::topk_path), each covering every sequence and head. Budget semantics are the CPU
-// policies': the current token is always included, and budget ≥ length attends to every
-// position (the sparse kernel over all positions: dense up to fp32 summation order).
+// attention, SparseConfig::topk_path), each covering every sequence and head. Budget semantics
+// are the CPU policies': the current token is always included, and budget ≥ length attends to
+// every position (the sparse kernel over all positions: dense up to fp32 summation order).
 #pragma once
 
 #include <cuda_runtime_api.h>

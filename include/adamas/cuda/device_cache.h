@@ -30,7 +30,8 @@ class DeviceKVCache {
   void remove_sequence(SeqId seq);
 
   // Appends n tokens to one layer of a sequence: k and v are *device* arrays
-  // [n][num_kv_heads][head_dim] of type `src`. A full pool throws and leaves the sequence as it was.
+  // [n][num_kv_heads][head_dim] of type `src`. A full pool throws and leaves the sequence as it
+  // was.
   void append(int layer, SeqId seq, const void* k, const void* v, DType src, int n,
               cudaStream_t stream = nullptr);
   // Appends one token to each sequence of `seqs` in one launch (a decode step):
@@ -73,13 +74,13 @@ class DeviceKVCache {
   struct Layer {
     DeviceBuffer<std::byte> k, v;
     DeviceBuffer<uint64_t> codes;
-    DeviceBuffer<float> thresholds;   // [num_kv_heads][kMaxThermoPlanes]
+    DeviceBuffer<float> thresholds;  // [num_kv_heads][kMaxThermoPlanes]
     std::vector<float> host_thresholds;
   };
   std::vector<Layer> layers_;
   std::vector<Sequence> seqs_;
   std::vector<int32_t> free_;
-  DeviceBuffer<int32_t> slots_;       // staging for append
+  DeviceBuffer<int32_t> slots_;        // staging for append
   DeviceBuffer<int32_t> batch_table_;  // staging for batch(): page tables then lengths
 };
 

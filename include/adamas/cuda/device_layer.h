@@ -4,7 +4,7 @@
 //
 // The layout is the CPU cache's (cache/paged_kv_cache.h), head-major:
 //   K, V   element i of (kv head h, page p, slot s) at
-//          pool + h * kv_head_stride + p * kv_page_stride + (s * head_dim + i) * dtype_size  (bytes)
+//          pool + h * kv_head_stride + p * kv_page_stride + (s * head_dim + i) * dtype_size (bytes)
 //   codes  the code page (core/codes.h layout) of (h, p) at
 //          code_pool + h * code_head_stride + p * code_page_stride                       (words)
 // so one (sequence, head) of it is exactly the CPU PagedKV / PagedCodes view with

@@ -30,11 +30,11 @@ void append_kv(const DeviceLayer& layer, const int32_t* slots, int n, const void
                DType src, cudaStream_t stream);
 
 // Re-encodes the codes of n tokens already stored (after a change of thresholds).
-void encode_stored_keys(const DeviceLayer& layer, const int32_t* slots, int n,
-                        cudaStream_t stream);
+void encode_stored_keys(const DeviceLayer& layer, const int32_t* slots, int n, cudaStream_t stream);
 
 // Encodes queries q [rows][num_q_heads][head_dim] fp32 (post-RoPE, pre-Hadamard) into out
-// [rows][num_q_heads]; query head h uses the thresholds of KV head h / (num_q_heads / num_kv_heads).
+// [rows][num_q_heads]; query head h uses the thresholds of KV head h / (num_q_heads /
+// num_kv_heads).
 void encode_queries(const DeviceLayer& layer, const float* q, int rows, int num_q_heads,
                     QueryCode* out, cudaStream_t stream);
 
