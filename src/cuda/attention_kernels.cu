@@ -31,7 +31,8 @@ __device__ __forceinline__ float rescale(float m, float big_m) {
   return m == -INFINITY ? 0.0f : exp2f(m - big_m);
 }
 
-constexpr int kMaxSplits = 1024;  // per unit: the merge keeps one weight per split in shared memory
+// Per unit: the merge keeps one weight per split in shared memory.
+constexpr int kMaxSplits = kMaxFusedSplits;
 
 // Block-wide reduction of one float per thread; every thread gets the result.
 template <class Op>

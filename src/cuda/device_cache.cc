@@ -105,11 +105,20 @@ void DeviceKVCache::append(int layer, SeqId seq, const void* k, const void* v, D
   if (n == 0) return;
   ADAMAS_CHECK(k != nullptr && v != nullptr, "append: null K or V pointer");
   const int len = s.lengths[layer];
+  const size_t pages_before = s.pages.size();
   reserve(s, int64_t{len} + n);
   std::vector<int32_t> slots(n);
   const int P = config_.page_size;
   for (int i = 0; i < n; ++i) slots[i] = s.pages[(len + i) / P] * P + (len + i) % P;
-  launch_append(layer, slots, k, v, src, stream);
+  try {
+    launch_append(layer, slots, k, v, src, stream);
+  } catch (...) {  // a failed launch leaves the sequence as it was, its new pages freed
+    while (s.pages.size() > pages_before) {
+      free_.push_back(s.pages.back());
+      s.pages.pop_back();
+    }
+    throw;
+  }
   s.lengths[layer] = len + n;
 }
 

@@ -142,6 +142,10 @@ void select_sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch&
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
   ADAMAS_CHECK(topk.add_current, "fused top-k + attention: the policies' add_current is required");
+  ADAMAS_CHECK(batch.max_length <= detail::kMaxFusedSplits * detail::kSelectChunk,
+               "fused top-k + attention: max_length {} exceeds {} (use select_smallest and "
+               "sparse_decode_attention)",
+               batch.max_length, detail::kMaxFusedSplits * detail::kSelectChunk);
   const int rows = batch.batch * (shared_rows ? layer.num_kv_heads : num_q_heads);
   ADAMAS_CHECK(topk.rows == rows && topk.rows_per_seq == rows / batch.batch,
                "fused top-k + attention: {} rows of {} per sequence expected, got {} of {}", rows,

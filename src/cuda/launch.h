@@ -15,6 +15,9 @@ namespace adamas::cuda::detail {
 // packed (less << 16 | equal) count per chunk.
 inline constexpr int kSelectChunk = 8192;
 inline constexpr int kSelectMeta = 2;
+// Splits one attention launch can merge (the merging block keeps a weight per split in shared
+// memory): the fused path has one split per chunk, so rows of at most 8M positions.
+inline constexpr int kMaxFusedSplits = 1024;
 __host__ __device__ inline size_t select_row_words(int max_length) {
   return kSelectMeta + static_cast<size_t>((max_length + kSelectChunk - 1) / kSelectChunk);
 }

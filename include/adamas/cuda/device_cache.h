@@ -43,7 +43,8 @@ class DeviceKVCache {
   std::span<const int32_t> page_table(SeqId seq) const;
   int free_pages() const { return static_cast<int>(free_.size()); }
 
-  // Per-head thresholds; setting them re-encodes every key of that layer and head on the GPU.
+  // Per-head thresholds; setting them re-encodes every key of that layer on the GPU (on the
+  // default stream, and waits for it).
   void set_thresholds(int layer, int kv_head, std::span<const float> thresholds);
   std::vector<float> thresholds(int layer, int kv_head) const;
 
