@@ -36,6 +36,7 @@
 #include "adamas/cuda/device_layer.h"
 #include "adamas/cuda/kernels.h"
 #include "adamas/cuda/runtime.h"
+#include "adamas/policy/policy.h"
 #include "cuda_fill.h"
 
 namespace {
@@ -364,7 +365,7 @@ class Bench {
 
  private:
   struct Replica {
-    DeviceBuffer<int32_t> table, lengths;
+    DeviceBuffer<int32_t> tables;  // CSR: page_indptr, page_indices, lengths
     DeviceBuffer<float> q;
     adamas::cuda::DeviceBatch batch;
   };
@@ -550,23 +551,22 @@ class Bench {
                                   cache.length(0, seq), ctx));
       }
       Replica rep;
-      std::vector<int32_t> table(size_t(batch) * pages, 0);
-      for (int b = 0; b < batch; ++b) {
-        const auto pt = cache.page_table(seqs[b]);
-        if (static_cast<int64_t>(pt.size()) < pages)
-          throw Error("page table shorter than expected");
-        std::copy(pt.begin(), pt.begin() + pages, table.begin() + size_t(b) * pages);
-      }
-      rep.table.upload(table, stream_);
-      rep.lengths.upload(std::vector<int32_t>(batch, ctx), stream_);
+      // The batch's CSR page tables, in this replica's own device buffer (cache.batch() reuses
+      // one staging buffer for every call).
+      const adamas::BatchTables bt = cache.page_tables().batch(seqs, 0);
+      if (bt.max_length != ctx) throw Error("batch tables do not hold the context");
+      std::vector<int32_t> flat(bt.page_indptr);
+      flat.insert(flat.end(), bt.page_indices.begin(), bt.page_indices.end());
+      flat.insert(flat.end(), bt.lengths.begin(), bt.lengths.end());
+      rep.tables.upload(flat, stream_);
       rep.q.resize(size_t(batch) * h.q * o_.head_dim);
       adamas::bench::fill_normal(rep.q.data(), adamas::DType::kF32, rep.q.size(), o_.query_std,
                                  seed_of({config_seed, uint64_t(r), 0x9999}), stream_);
-      rep.batch.page_table = rep.table.data();
-      rep.batch.page_table_stride = static_cast<int>(pages);
-      rep.batch.lengths = rep.lengths.data();
+      rep.batch.page_indptr = rep.tables.data();
+      rep.batch.page_indices = rep.batch.page_indptr + bt.page_indptr.size();
+      rep.batch.lengths = rep.batch.page_indices + bt.page_indices.size();
       rep.batch.batch = batch;
-      rep.batch.max_length = ctx;
+      rep.batch.max_length = bt.max_length;
       reps.push_back(std::move(rep));
     }
     check(cudaStreamSynchronize(stream_), "fill");
@@ -581,6 +581,19 @@ class Bench {
     const float scale = 1.f / std::sqrt(float(o_.head_dim));
     Event start, stop;
     step_counter_ = 0;
+    auto policy_for = [&](int budget, bool shared) {
+      adamas::PolicyConfig p;
+      p.kind = adamas::PolicyKind::kAdamas;
+      p.budget = budget;
+      p.dense_layers = 0;
+      p.bits = o_.bits;
+      p.hadamard = layer.hadamard;
+      p.distance = o_.distance == "l2" ? adamas::Distance::kL2 : adamas::Distance::kL1;
+      p.gqa = shared ? adamas::GqaMode::kGroupShared : adamas::GqaMode::kPerQueryHead;
+      return p;
+    };
+    // Every workspace sized before the first timed step (and before any graph capture).
+    decoder.plan(layer, batch, ctx, policy_for(max_budget, false));
 
     fmt::print(stderr, "  dense\n");
     auto dense_step = [&](int r) {
@@ -610,7 +623,7 @@ class Bench {
       fmt::print(stderr, "  {}\n", note);
       notes_.push_back(note);
     }
-    std::vector<bool> modes;  // shared_gqa values to run
+    std::vector<bool> modes;  // group-shared selection (GqaMode::kGroupShared) or per head
     if (o_.gqa != "shared" || h.q == h.kv) modes.push_back(false);
     if (o_.gqa != "per-head" && h.q != h.kv) modes.push_back(true);
     adamas::cuda::StageTimer timer;
@@ -618,12 +631,10 @@ class Bench {
       for (int budget : o_.budgets) {
         if (budget >= ctx) continue;
         fmt::print(stderr, "  budget {}{}\n", budget, shared ? " (shared GQA selection)" : "");
-        adamas::cuda::SparseConfig sc;
-        sc.budget = budget;
-        sc.distance = o_.distance == "l2" ? adamas::Distance::kL2 : adamas::Distance::kL1;
-        sc.shared_gqa = shared;
+        const adamas::PolicyConfig pc = policy_for(budget, shared);
+        decoder.plan(layer, batch, ctx, pc);
         auto sparse_step = [&](int r) {
-          decoder.run(layer, reps[r].batch, reps[r].q.data(), sc, scale, out.data(), stream_,
+          decoder.run(layer, reps[r].batch, reps[r].q.data(), pc, scale, out.data(), stream_,
                       &timer);
           const auto st = timer.stage_ms();
           return std::array<float, 5>{st[0], st[1], st[2], st[3], timer.total_ms()};
@@ -631,7 +642,7 @@ class Bench {
         const auto s = sample(sparse_step, replicas);
         const float sparse_graph_ms = graph_ms(
             [&](int r) {
-              decoder.run(layer, reps[r].batch, reps[r].q.data(), sc, scale, out.data(), stream_);
+              decoder.run(layer, reps[r].batch, reps[r].q.data(), pc, scale, out.data(), stream_);
             },
             replicas, start, stop);
         Row row;

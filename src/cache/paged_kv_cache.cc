@@ -1,11 +1,12 @@
 #include "adamas/cache/paged_kv_cache.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-
-#include <sys/mman.h>
+#include <limits>
 
 #include "adamas/core/hadamard.h"
 #include "common/check.h"
@@ -32,28 +33,21 @@ Pool<T> allocate(size_t count, const char* what) {
   if (bytes == 0) return Pool<T>(nullptr, MapDeleter{0});
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
-    throw Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache's {}", bytes / 1048576.0,
-                            what));
+    throw Error(
+        fmt::format("cannot allocate {:.1f} MiB for the KV cache's {}", bytes / 1048576.0, what));
   }
   madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure only costs speed
   return Pool<T>(static_cast<T*>(p), MapDeleter{bytes});
 }
 
-}  // namespace
-
-void CacheConfig::validate() const {
-  ADAMAS_CHECK(num_layers >= 1, "num_layers must be ≥ 1, got {}", num_layers);
-  ADAMAS_CHECK(num_kv_heads >= 1, "num_kv_heads must be ≥ 1, got {}", num_kv_heads);
-  check_head_dim(head_dim);
-  ADAMAS_CHECK(page_size >= 1 && page_size <= 4096, "page_size must be in [1, 4096], got {}",
-               page_size);
-  ADAMAS_CHECK(num_pages >= 1, "num_pages must be ≥ 1, got {}", num_pages);
-  if (store_codes) {
-    CodeSpec s = codes;
-    s.head_dim = head_dim;
-    s.validate();
-  }
+// The config, validated (the member initializers need it before the constructor body runs).
+CacheConfig validated(CacheConfig config) {
+  config.validate();
+  config.codes.head_dim = config.head_dim;
+  return config;
 }
+
+}  // namespace
 
 struct PagedKVCache::Layer {
   Pool<std::byte> k, v;
@@ -62,15 +56,9 @@ struct PagedKVCache::Layer {
   std::vector<std::vector<float>> thresholds;  // [kv_head]
 };
 
-struct PagedKVCache::Sequence {
-  bool alive = true;
-  std::vector<int32_t> pages;
-  std::vector<int> length;  // [layer]
-};
-
-PagedKVCache::PagedKVCache(const CacheConfig& config) : config_(config) {
-  config_.validate();
-  config_.codes.head_dim = config_.head_dim;
+PagedKVCache::PagedKVCache(const CacheConfig& config)
+    : config_(validated(config)),
+      tables_(config_.num_layers, config_.num_pages, config_.page_size) {
   const size_t P = config_.page_size, H = config_.num_kv_heads, d = config_.head_dim;
   const size_t pages = config_.num_pages;
   kv_head_page_bytes_ = P * d * dtype_size(config_.dtype);
@@ -87,28 +75,11 @@ PagedKVCache::PagedKVCache(const CacheConfig& config) : config_(config) {
     }
     layers_.push_back(std::move(layer));
   }
-  free_.resize(pages);
-  // Hand out low page ids first (free_ is used as a stack).
-  for (size_t i = 0; i < pages; ++i) free_[i] = static_cast<int32_t>(pages - 1 - i);
 }
 
 PagedKVCache::~PagedKVCache() = default;
 
-SeqId PagedKVCache::add_sequence() {
-  auto s = std::make_unique<Sequence>();
-  s->length.assign(config_.num_layers, 0);
-  seqs_.push_back(std::move(s));
-  return static_cast<SeqId>(seqs_.size() - 1);
-}
-
-PagedKVCache::Sequence& PagedKVCache::sequence(SeqId seq) {
-  ADAMAS_CHECK(seq >= 0 && static_cast<size_t>(seq) < seqs_.size() && seqs_[seq]->alive,
-               "unknown or removed sequence id {}", seq);
-  return *seqs_[seq];
-}
-const PagedKVCache::Sequence& PagedKVCache::sequence(SeqId seq) const {
-  return const_cast<PagedKVCache*>(this)->sequence(seq);
-}
+SeqId PagedKVCache::add_sequence() { return tables_.add_sequence(); }
 
 void PagedKVCache::check_layer(int layer) const {
   ADAMAS_CHECK(layer >= 0 && layer < config_.num_layers, "layer {} out of range [0, {})", layer,
@@ -124,37 +95,19 @@ size_t PagedKVCache::kv_offset(int32_t page, int kv_head, int slot) const {
          size_t(slot) * config_.head_dim * dtype_size(config_.dtype);
 }
 
-void PagedKVCache::remove_sequence(SeqId seq) {
-  Sequence& s = sequence(seq);
-  for (auto it = s.pages.rbegin(); it != s.pages.rend(); ++it) free_.push_back(*it);
-  s.pages.clear();
-  s.alive = false;
-}
+void PagedKVCache::remove_sequence(SeqId seq) { tables_.remove_sequence(seq); }
 
-int PagedKVCache::length(int layer, SeqId seq) const {
-  check_layer(layer);
-  return sequence(seq).length[layer];
-}
+int PagedKVCache::length(int layer, SeqId seq) const { return tables_.length(layer, seq); }
 
 void PagedKVCache::truncate(SeqId seq, int length) {
-  Sequence& s = sequence(seq);
-  ADAMAS_CHECK(length >= 0, "cannot truncate sequence {} to {} tokens", seq, length);
-  int longest = 0;
-  for (int& l : s.length) {
-    l = std::min(l, length);
-    longest = std::max(longest, l);
-  }
-  const size_t keep = static_cast<size_t>(config_.pages_for(longest));
-  while (s.pages.size() > keep) {
-    free_.push_back(s.pages.back());
-    s.pages.pop_back();
-  }
+  tables_.truncate(seq, length);
   if (!config_.store_page_minmax) return;
   const int P = config_.page_size, d = config_.head_dim;
+  const std::span<const int32_t> pages = tables_.pages(seq);
   for (int layer = 0; layer < config_.num_layers; ++layer) {
-    const int len = s.length[layer];
+    const int len = tables_.length(layer, seq);
     if (len % P == 0) continue;  // the last page is whole: its min/max are exact
-    const int32_t page = s.pages[len / P];
+    const int32_t page = pages[len / P];
     for (int h = 0; h < config_.num_kv_heads; ++h) {
       float* lo = layers_[layer]->minmax.get() + page * minmax_page_floats_ + size_t(h) * 2 * d;
       std::fill(lo, lo + d, INFINITY);
@@ -164,34 +117,26 @@ void PagedKVCache::truncate(SeqId seq, int length) {
   }
 }
 
-std::span<const int32_t> PagedKVCache::page_table(SeqId seq) const { return sequence(seq).pages; }
-
 void PagedKVCache::append(int layer, SeqId seq, const void* k, const void* v, DType src, int n) {
   check_layer(layer);
-  Sequence& s = sequence(seq);
+  const int len = tables_.length(layer, seq);  // unknown or removed ids throw here
   ADAMAS_CHECK(n >= 0, "cannot append {} tokens", n);
   if (n == 0) return;
   ADAMAS_CHECK(k != nullptr && v != nullptr, "append: null K or V pointer");
+  ADAMAS_CHECK(int64_t{len} + n <= std::numeric_limits<int>::max(),
+               "append: sequence {} would hold {} tokens in layer {} (at most {})", seq,
+               int64_t{len} + n, layer, std::numeric_limits<int>::max());
   const int P = config_.page_size, H = config_.num_kv_heads, d = config_.head_dim;
-  const int len = s.length[layer];
-  const size_t need = static_cast<size_t>(config_.pages_for(int64_t{len} + n));
-  if (need > s.pages.size()) {
-    const size_t extra = need - s.pages.size();
-    ADAMAS_CHECK(extra <= free_.size(),
-                 "KV cache is full: sequence {} needs {} more pages of {} tokens for {} tokens, "
-                 "but only {} of {} pages are free",
-                 seq, extra, P, n, free_.size(), config_.num_pages);
-    for (size_t i = 0; i < extra; ++i) {
-      const int32_t page = free_.back();
-      free_.pop_back();
-      s.pages.push_back(page);
-      if (config_.store_page_minmax) {  // fresh page: empty min/max in every layer
-        for (auto& l : layers_) {
-          float* mm = l->minmax.get() + page * minmax_page_floats_;
-          for (int h = 0; h < H; ++h) {
-            std::fill(mm + h * 2 * d, mm + h * 2 * d + d, INFINITY);
-            std::fill(mm + h * 2 * d + d, mm + h * 2 * d + 2 * d, -INFINITY);
-          }
+  const size_t pages_before = tables_.pages(seq).size();
+  tables_.reserve(seq, int64_t{len} + n);  // a full pool throws here, nothing taken
+  const std::span<const int32_t> pages = tables_.pages(seq);
+  if (config_.store_page_minmax) {  // fresh pages: empty min/max in every layer
+    for (size_t i = pages_before; i < pages.size(); ++i) {
+      for (auto& l : layers_) {
+        float* mm = l->minmax.get() + pages[i] * minmax_page_floats_;
+        for (int h = 0; h < H; ++h) {
+          std::fill(mm + h * 2 * d, mm + h * 2 * d + d, INFINITY);
+          std::fill(mm + h * 2 * d + d, mm + h * 2 * d + 2 * d, -INFINITY);
         }
       }
     }
@@ -215,7 +160,7 @@ void PagedKVCache::append(int layer, SeqId seq, const void* k, const void* v, DT
     for (int h = h_begin; h < h_end; ++h) {
       for (int done = 0; done < n;) {
         const int pos = len + done;
-        const int32_t page = s.pages[pos / P];
+        const int32_t page = pages[pos / P];
         const int slot0 = pos % P;
         const int run = std::min(n - done, P - slot0);
         const size_t head_off = kv_offset(page, h, slot0);
@@ -230,14 +175,13 @@ void PagedKVCache::append(int layer, SeqId seq, const void* k, const void* v, DT
       }
     }
   });
-  s.length[layer] = len + n;
+  tables_.set_length(layer, seq, len + n);
 }
 
 void PagedKVCache::encode_codes(int layer, int32_t page, int kv_head, int slot0, int n) {
   Layer& L = *layers_[layer];
   const int P = config_.page_size, d = config_.head_dim;
-  const std::byte* keys =
-      L.k.get() + kv_offset(page, kv_head, slot0);
+  const std::byte* keys = L.k.get() + kv_offset(page, kv_head, slot0);
   uint64_t* code_page =
       L.codes.get() + (size_t(kv_head) * config_.num_pages + page) * code_page_words_;
   encode_keys(config_.codes, L.thresholds[kv_head], keys, config_.dtype, n, d, code_page,
@@ -270,11 +214,11 @@ void PagedKVCache::set_thresholds(int layer, int kv_head, std::span<const float>
   spec.validate();
   layers_[layer]->thresholds[kv_head] = spec.thresholds;
   const int P = config_.page_size;
-  for (auto& s : seqs_) {
-    if (!s->alive) continue;
-    const int len = s->length[layer];
+  for (SeqId seq : tables_.live_sequences()) {
+    const int len = tables_.length(layer, seq);
+    const std::span<const int32_t> pages = tables_.pages(seq);
     for (int pi = 0; pi * P < len; ++pi) {
-      encode_codes(layer, s->pages[pi], kv_head, 0, std::min(P, len - pi * P));
+      encode_codes(layer, pages[pi], kv_head, 0, std::min(P, len - pi * P));
     }
   }
 }
@@ -283,9 +227,9 @@ void PagedKVCache::calibrate_thresholds(int layer, int max_samples) {
   check_layer(layer);
   ADAMAS_CHECK(config_.store_codes, "this cache stores no key codes (store_codes = false)");
   ADAMAS_CHECK(max_samples >= 1, "max_samples must be ≥ 1, got {}", max_samples);
+  const std::vector<SeqId> live = tables_.live_sequences();
   int64_t total = 0;
-  for (auto& s : seqs_)
-    if (s->alive) total += s->length[layer];
+  for (SeqId seq : live) total += tables_.length(layer, seq);
   ADAMAS_CHECK(total > 0, "cannot calibrate layer {}: it holds no keys", layer);
   const int d = config_.head_dim;
   const int64_t step = (total + max_samples - 1) / max_samples;  // ≤ max_samples keys taken
@@ -293,9 +237,8 @@ void PagedKVCache::calibrate_thresholds(int layer, int max_samples) {
   for (int h = 0; h < config_.num_kv_heads; ++h) {
     std::vector<float> values;
     int64_t index = 0;
-    for (auto& s : seqs_) {
-      if (!s->alive) continue;
-      const PagedKV view = kv(layer, static_cast<SeqId>(&s - seqs_.data()), h);
+    for (SeqId seq : live) {
+      const PagedKV view = kv(layer, seq, h);
       for (int t = 0; t < view.length; ++t, ++index) {
         if (index % step != 0) continue;
         convert_to_f32(view.key(t), config_.dtype, x.data(), d);
@@ -317,17 +260,17 @@ std::span<const float> PagedKVCache::thresholds(int layer, int kv_head) const {
 PagedKV PagedKVCache::kv(int layer, SeqId seq, int kv_head) const {
   check_layer(layer);
   check_kv_head(kv_head);
-  const Sequence& s = sequence(seq);
+  const std::span<const int32_t> pages = tables_.pages(seq);
   const Layer& L = *layers_[layer];
   PagedKV v;
   v.k_pool = L.k.get();
   v.v_pool = L.v.get();
   v.page_stride = kv_head_page_bytes_;
   v.head_offset = size_t(kv_head) * config_.num_pages * kv_head_page_bytes_;
-  v.page_ids = s.pages.data();
+  v.page_ids = pages.data();
   v.page_size = config_.page_size;
   v.head_dim = config_.head_dim;
-  v.length = s.length[layer];
+  v.length = tables_.length(layer, seq);
   v.dtype = config_.dtype;
   return v;
 }
@@ -336,15 +279,15 @@ PagedCodes PagedKVCache::codes(int layer, SeqId seq, int kv_head) const {
   check_layer(layer);
   check_kv_head(kv_head);
   ADAMAS_CHECK(config_.store_codes, "this cache stores no key codes (store_codes = false)");
-  const Sequence& s = sequence(seq);
+  const std::span<const int32_t> pages = tables_.pages(seq);
   PagedCodes c;
   c.pool = layers_[layer]->codes.get();
   c.page_stride = code_page_words_;
   c.head_offset = size_t(kv_head) * config_.num_pages * code_page_words_;
-  c.page_ids = s.pages.data();
+  c.page_ids = pages.data();
   c.page_size = config_.page_size;
   c.slot_stride = code_slot_stride(config_.page_size);
-  c.length = s.length[layer];
+  c.length = tables_.length(layer, seq);
   return c;
 }
 
@@ -353,15 +296,15 @@ PagedMinMax PagedKVCache::minmax(int layer, SeqId seq, int kv_head) const {
   check_kv_head(kv_head);
   ADAMAS_CHECK(config_.store_page_minmax,
                "this cache stores no page min/max (store_page_minmax = false)");
-  const Sequence& s = sequence(seq);
+  const std::span<const int32_t> pages = tables_.pages(seq);
   PagedMinMax m;
   m.pool = layers_[layer]->minmax.get();
   m.page_stride = minmax_page_floats_;
   m.head_offset = size_t(kv_head) * 2 * config_.head_dim;
-  m.page_ids = s.pages.data();
+  m.page_ids = pages.data();
   m.page_size = config_.page_size;
   m.head_dim = config_.head_dim;
-  m.length = s.length[layer];
+  m.length = tables_.length(layer, seq);
   return m;
 }
 

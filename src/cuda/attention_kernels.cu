@@ -230,7 +230,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
 
   const std::byte* k_head = layer.k_pool + static_cast<size_t>(kvh) * layer.kv_head_stride;
   const std::byte* v_head = layer.v_pool + static_cast<size_t>(kvh) * layer.kv_head_stride;
-  const int32_t* table = batch.page_table + static_cast<size_t>(b) * batch.page_table_stride;
+  // CSR: sequence b's pages start at page_indptr[b]. Kept as a 32-bit offset (the base pointer is
+  // a kernel parameter): one register in the key loop instead of a 64-bit pointer.
+  const int first_page = batch.page_indptr[b];
   const int32_t* idx_row = SPARSE ? sparse.indices + index_row * sparse.index_stride : nullptr;
   const int P = layer.page_size;
   const size_t row_bytes = static_cast<size_t>(d) * 2;
@@ -245,8 +247,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
       kr[u] = vr[u] = make_uint4(0, 0, 0, 0);  // an unread key must not be NaN: p = 0 multiplies it
       if (valid[u]) {
         const int pos = MODE == kSelect ? chunk_start + sel[i] : MODE == kIndices ? idx_row[i] : i;
-        const size_t off = static_cast<size_t>(table[pos / P]) * layer.kv_page_stride +
-                           static_cast<size_t>(pos % P) * row_bytes + sub * 16;
+        const size_t off =
+            static_cast<size_t>(batch.page_indices[first_page + pos / P]) * layer.kv_page_stride +
+            static_cast<size_t>(pos % P) * row_bytes + sub * 16;
         kr[u] = load16_stream(k_head + off);
         vr[u] = load16_stream(v_head + off);
       }
@@ -422,23 +425,73 @@ void launch_group(int G, const Params& p, dim3 grid, cudaStream_t stream) {
 
 }  // namespace
 
-void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
-                      int num_q_heads, const SparseArgs* sparse, float scale, float* out,
-                      AttentionWorkspace& ws, cudaStream_t stream) {
+namespace {
+
+// How one attention launch is cut: query heads per block (G), blocks per sequence (units) and the
+// splits over the keys. Shared by the launchers and attention_needs / select_attention_needs, so
+// that a planned workspace always fits the launch.
+struct Shape {
+  int G;
+  int units;
+  Split split;
+  AttentionNeeds needs(const DeviceLayer& layer, int batch, int num_q_heads) const {
+    const size_t rows = static_cast<size_t>(batch) * num_q_heads;
+    return {rows * split.splits * (layer.head_dim + 2), static_cast<size_t>(units) * batch};
+  }
+};
+
+// keys: max_count (sparse) or max_length (dense).
+Shape attention_shape(const DeviceLayer& layer, int batch, int keys, int num_q_heads, bool sparse,
+                      bool shared_rows) {
   const int group = num_q_heads / layer.num_kv_heads;
-  const bool per_head = sparse != nullptr && !sparse->shared_rows;
+  const bool per_head = sparse && !shared_rows;
   int G = 1;
   while (G < group && G < 8) G *= 2;
   if (per_head) G = 1;
   const int units = per_head ? num_q_heads : layer.num_kv_heads * ((group + G - 1) / G);
   // Enough blocks to fill the GPU several times over, splits of at least a few dozen keys.
-  const int keys = sparse != nullptr ? sparse->max_count : batch.max_length;
   const int target_blocks = 8 * sm_count();
-  const int min_split = sparse != nullptr ? 32 : 1024;  // keys; fewer splits amortize the merge
-  const int splits =
-      std::clamp(ceil_div(target_blocks, static_cast<long long>(units) * batch.batch), 1,
-                 std::clamp(ceil_div(keys, min_split), 1, kMaxSplits));
-  const Split split{splits, ceil_div(keys, splits)};
+  // Keys per split at least: a split's keys are read one dependent round trip per U-deep step, so
+  // long splits leave a GQA block latency-bound (dense 32/8 at 8K took 160 µs with 1024-key
+  // splits, 96 blocks); the merge of up to kMaxSplits partials is cheap next to that.
+  const int min_split = sparse ? 32 : 128;
+  const int splits = std::clamp(ceil_div(target_blocks, static_cast<long long>(units) * batch), 1,
+                                std::clamp(ceil_div(keys, min_split), 1, kMaxSplits));
+  return {G, units, Split{splits, ceil_div(keys, splits)}};
+}
+
+Shape select_attention_shape(const DeviceLayer& layer, int max_length, int num_q_heads,
+                             bool shared_rows) {
+  const int group = num_q_heads / layer.num_kv_heads;
+  int G = 1;
+  while (G < group && G < 8) G *= 2;
+  if (!shared_rows) G = 1;
+  const int units = !shared_rows ? num_q_heads : layer.num_kv_heads * ((group + G - 1) / G);
+  const int splits = ceil_div(max_length, kSelectChunk);  // one block per chunk of a row
+  return {G, units, Split{splits, kSelectChunk}};
+}
+
+}  // namespace
+
+AttentionNeeds attention_needs(const DeviceLayer& layer, int batch, int keys, int num_q_heads,
+                               bool sparse, bool shared_rows) {
+  return attention_shape(layer, batch, keys, num_q_heads, sparse, shared_rows)
+      .needs(layer, batch, num_q_heads);
+}
+
+AttentionNeeds select_attention_needs(const DeviceLayer& layer, int batch, int max_length,
+                                      int num_q_heads, bool shared_rows) {
+  return select_attention_shape(layer, max_length, num_q_heads, shared_rows)
+      .needs(layer, batch, num_q_heads);
+}
+
+void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                      int num_q_heads, const SparseArgs* sparse, float scale, float* out,
+                      AttentionWorkspace& ws, cudaStream_t stream) {
+  const int keys = sparse != nullptr ? sparse->max_count : batch.max_length;
+  const Shape shape = attention_shape(layer, batch.batch, keys, num_q_heads, sparse != nullptr,
+                                      sparse != nullptr && sparse->shared_rows);
+  const AttentionNeeds needs = shape.needs(layer, batch.batch, num_q_heads);
   const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
   Params p{layer,
            batch,
@@ -446,42 +499,37 @@ void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const 
            num_q_heads,
            sparse != nullptr ? *sparse : SparseArgs{},
            scale * kLog2e,
-           split,
+           shape.split,
            nullptr,
            nullptr,
            nullptr,
            out,
            FusedSelect{}};
-  p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
-  p.part_ml = p.part_o + rows * splits * layer.head_dim;
-  p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);
-  const dim3 grid(splits, units, batch.batch);
+  p.part_o = ws.partials(needs.partial_floats);
+  p.part_ml = p.part_o + rows * shape.split.splits * layer.head_dim;
+  p.counters = ws.counters(needs.counters);
+  const dim3 grid(shape.split.splits, shape.units, batch.batch);
   if (sparse != nullptr) {
-    launch_group<kIndices>(G, p, grid, stream);
+    launch_group<kIndices>(shape.G, p, grid, stream);
   } else {
-    launch_group<kDense>(G, p, grid, stream);
+    launch_group<kDense>(shape.G, p, grid, stream);
   }
 }
 
 void launch_select_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                              int num_q_heads, bool shared_rows, const FusedSelect& select,
                              float scale, float* out, AttentionWorkspace& ws, cudaStream_t stream) {
-  const int group = num_q_heads / layer.num_kv_heads;
-  int G = 1;
-  while (G < group && G < 8) G *= 2;
-  if (!shared_rows) G = 1;
-  const int units = !shared_rows ? num_q_heads : layer.num_kv_heads * ((group + G - 1) / G);
-  const int splits = ceil_div(batch.max_length, kSelectChunk);  // one block per chunk of a row
+  const Shape shape = select_attention_shape(layer, batch.max_length, num_q_heads, shared_rows);
+  const AttentionNeeds needs = shape.needs(layer, batch.batch, num_q_heads);
   const size_t rows = static_cast<size_t>(batch.batch) * num_q_heads;
   SparseArgs sparse;
   sparse.shared_rows = shared_rows;
-  Params p{
-      layer,   batch,   q,       num_q_heads, sparse, scale * kLog2e, Split{splits, kSelectChunk},
-      nullptr, nullptr, nullptr, out,         select};
-  p.part_o = ws.partials(rows * splits * (layer.head_dim + 2));
-  p.part_ml = p.part_o + rows * splits * layer.head_dim;
-  p.counters = ws.counters(static_cast<size_t>(units) * batch.batch);
-  launch_group<kSelect>(G, p, dim3(splits, units, batch.batch), stream);
+  Params p{layer,       batch,   q,       num_q_heads, sparse, scale * kLog2e,
+           shape.split, nullptr, nullptr, nullptr,     out,    select};
+  p.part_o = ws.partials(needs.partial_floats);
+  p.part_ml = p.part_o + rows * shape.split.splits * layer.head_dim;
+  p.counters = ws.counters(needs.counters);
+  launch_group<kSelect>(shape.G, p, dim3(shape.split.splits, shape.units, batch.batch), stream);
 }
 
 }  // namespace adamas::cuda::detail

@@ -1,5 +1,7 @@
 #include "adamas/cuda/decode.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 #include "cuda/launch.h"
 
@@ -29,31 +31,97 @@ float StageTimer::total_ms() const {
   return ms;
 }
 
-void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
-                        const SparseConfig& config, float scale, float* out, cudaStream_t stream,
-                        StageTimer* timer) {
-  layer.validate();
-  batch.validate();
-  ADAMAS_CHECK(num_q_heads_ >= 1 && num_q_heads_ % layer.num_kv_heads == 0,
-               "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})", num_q_heads_,
-               layer.num_kv_heads);
-  ADAMAS_CHECK(config.budget >= 1, "budget must be ≥ 1, got {}", config.budget);
-  const int group = num_q_heads_ / layer.num_kv_heads;
-  const int rows = batch.batch * (config.shared_gqa ? layer.num_kv_heads : num_q_heads_);
-  const size_t stride = (static_cast<size_t>(batch.max_length) + 7) / 8 * 8;
-  const int hist_size =
-      histogram_size(layer.code_spec(), config.distance, group, config.shared_gqa);
+namespace {
 
-  distances_.resize(rows * stride);
+void check_heads(const DeviceLayer& layer, int num_q_heads) {
+  ADAMAS_CHECK(num_q_heads >= 1 && num_q_heads % layer.num_kv_heads == 0,
+               "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})", num_q_heads,
+               layer.num_kv_heads);
+}
+
+// What run() reads of the policy, against the layer it runs on. Messages are formatted only on
+// failure (no allocation on the step's path).
+void check_policy(const DeviceLayer& layer, const PolicyConfig& policy) {
+  ADAMAS_CHECK(policy.kind == PolicyKind::kAdamas,
+               "the GPU sparse decoder runs the adamas policy, got {} (run_dense attends to "
+               "every position)",
+               policy.describe());
+  ADAMAS_CHECK(policy.budget >= 1, "budget must be ≥ 1, got {} (policy {})", policy.budget,
+               policy.describe());
+  ADAMAS_CHECK(policy.bits == layer.bits,
+               "policy {} reads {}-bit key codes but the cache stores {}-bit codes (configure the "
+               "cache with configure_cache_for)",
+               policy.describe(), policy.bits, layer.bits);
+  ADAMAS_CHECK(policy.hadamard == layer.hadamard,
+               "policy {} {} the Hadamard transform but the cache's codes were encoded {} it",
+               policy.describe(), policy.hadamard ? "uses" : "does not use",
+               layer.hadamard ? "with" : "without");
+}
+
+size_t distance_stride(int max_length) { return (static_cast<size_t>(max_length) + 7) / 8 * 8; }
+
+}  // namespace
+
+void SparseDecoder::reserve_selection(int rows, int max_length, int budget, int hist_size,
+                                      cudaStream_t stream) {
+  distances_.resize(static_cast<size_t>(rows) * distance_stride(max_length));
   const size_t hist_words = static_cast<size_t>(rows) * hist_size;
   if (hist_words > histogram_.size()) {
     histogram_.resize(hist_words);
     histogram_.fill_bytes(0, stream);
   }
-  scratch_.resize(select_scratch_words(rows, batch.max_length));
-  index_stride_ = static_cast<size_t>(std::min(config.budget, batch.max_length));
-  indices_.resize(rows * index_stride_);
+  scratch_.resize(select_scratch_words(rows, max_length));
+  indices_.resize(static_cast<size_t>(rows) * std::min(budget, max_length));
   counts_.resize(rows);
+}
+
+void SparseDecoder::plan(const DeviceLayer& layer, int max_batch, int max_length,
+                         const PolicyConfig& policy) {
+  layer.validate();
+  check_heads(layer, num_q_heads_);
+  check_policy(layer, policy);
+  ADAMAS_CHECK(max_batch >= 1 && max_batch <= 65535,
+               "plan: max_batch must be in [1, 65535], got {}", max_batch);
+  ADAMAS_CHECK(max_length >= 1, "plan: max_length must be ≥ 1, got {}", max_length);
+  const bool shared = policy.gqa == GqaMode::kGroupShared;
+  const int group = num_q_heads_ / layer.num_kv_heads;
+  const int rows = max_batch * (shared ? layer.num_kv_heads : num_q_heads_);
+  const int hist_size = histogram_size(layer.code_spec(), policy.distance, group, shared);
+  reserve_selection(rows, max_length, policy.budget, hist_size, nullptr);
+  // Attention: the splits shrink as the batch grows, so the largest workspace may be at any batch
+  // size ≤ max_batch; every launch grows with its key count, so max_length covers shorter steps.
+  const int keys = std::min(policy.budget, max_length);
+  const int fused_length = std::min(max_length, detail::kMaxFusedSplits * detail::kSelectChunk);
+  detail::AttentionNeeds need;
+  for (int b = 1; b <= max_batch; ++b) {
+    for (const detail::AttentionNeeds& n :
+         {detail::attention_needs(layer, b, keys, num_q_heads_, true, shared),
+          detail::select_attention_needs(layer, b, fused_length, num_q_heads_, shared),
+          detail::attention_needs(layer, b, max_length, num_q_heads_, false, false)}) {
+      need.partial_floats = std::max(need.partial_floats, n.partial_floats);
+      need.counters = std::max(need.counters, n.counters);
+    }
+  }
+  attention_.reserve(need.partial_floats, need.counters);
+  // The zeroing of the histogram and counters runs on the legacy default stream: done before the
+  // steps' streams (graph captures included) use them.
+  check(cudaDeviceSynchronize(), "SparseDecoder::plan");
+}
+
+void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                        const PolicyConfig& policy, float scale, float* out, cudaStream_t stream,
+                        StageTimer* timer) {
+  layer.validate();
+  batch.validate();
+  check_heads(layer, num_q_heads_);
+  check_policy(layer, policy);
+  const bool shared = policy.gqa == GqaMode::kGroupShared;
+  const int group = num_q_heads_ / layer.num_kv_heads;
+  const int rows = batch.batch * (shared ? layer.num_kv_heads : num_q_heads_);
+  const size_t stride = distance_stride(batch.max_length);
+  const int hist_size = histogram_size(layer.code_spec(), policy.distance, group, shared);
+  reserve_selection(rows, batch.max_length, policy.budget, hist_size, stream);
+  index_stride_ = static_cast<size_t>(std::min(policy.budget, batch.max_length));
 
   // Query encoding is fused into the estimate kernel: the encode stage is empty on the GPU.
   if (timer) timer->record(0, stream);
@@ -61,8 +129,8 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   EstimateArgs e;
   e.queries = q;
   e.num_q_heads = num_q_heads_;
-  e.distance = config.distance;
-  e.sum_heads = config.shared_gqa;
+  e.distance = policy.distance;
+  e.sum_heads = shared;
   e.exclude_last = true;
   e.out = distances_.data();
   e.out_stride = stride;
@@ -78,19 +146,18 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   t.rows_per_seq = rows / batch.batch;
   t.rows = rows;
   t.max_length = batch.max_length;
-  t.budget = config.budget;
+  t.budget = policy.budget;
   t.add_current = true;
   t.out = indices_.data();
   t.out_stride = index_stride_;
   t.counts = counts_.data();
-  using Path = SparseConfig::TopKPath;
   const int chunks = (batch.max_length + detail::kSelectChunk - 1) / detail::kSelectChunk;
-  const bool fused = config.topk_path == Path::kFused ||
-                     (config.topk_path == Path::kAuto && chunks >= 8 && rows * chunks <= 1024);
+  const bool fused = topk_path_ == TopKPath::kFused ||
+                     (topk_path_ == TopKPath::kAuto && chunks >= 8 && rows * chunks <= 1024);
   if (fused) {  // count pass, then select + attend in one kernel
     select_count(t, scratch_.data(), stream);
     if (timer) timer->record(3, stream);  // top-k: the count pass; attention: the fused kernel
-    select_sparse_decode_attention(layer, batch, q, num_q_heads_, t, config.shared_gqa, scale, out,
+    select_sparse_decode_attention(layer, batch, q, num_q_heads_, t, shared, scale, out,
                                    scratch_.data(), attention_, stream);
     if (timer) timer->record(4, stream);
     return;
@@ -101,8 +168,8 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   s.indices = indices_.data();
   s.index_stride = index_stride_;
   s.counts = counts_.data();
-  s.max_count = std::min(config.budget, batch.max_length);
-  s.shared_rows = config.shared_gqa;
+  s.max_count = std::min(policy.budget, batch.max_length);
+  s.shared_rows = shared;
   sparse_decode_attention(layer, batch, q, num_q_heads_, s, scale, out, attention_, stream);
   if (timer) timer->record(4, stream);
 }
@@ -110,6 +177,16 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
 void SparseDecoder::run_dense(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                               float scale, float* out, cudaStream_t stream) {
   dense_decode_attention(layer, batch, q, num_q_heads_, scale, out, attention_, stream);
+}
+
+std::vector<std::pair<const void*, size_t>> SparseDecoder::workspaces() const {
+  return {{distances_.data(), distances_.size() * sizeof(uint16_t)},
+          {histogram_.data(), histogram_.size() * sizeof(uint32_t)},
+          {scratch_.data(), scratch_.size() * sizeof(uint32_t)},
+          {indices_.data(), indices_.size() * sizeof(int32_t)},
+          {counts_.data(), counts_.size() * sizeof(int32_t)},
+          {attention_.partials_data(), attention_.partials_capacity() * sizeof(float)},
+          {attention_.counters_data(), attention_.counters_capacity() * sizeof(uint32_t)}};
 }
 
 }  // namespace adamas::cuda

@@ -1,18 +1,33 @@
 #include "adamas/cuda/device_cache.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "adamas/cuda/kernels.h"
 #include "common/check.h"
 
 namespace adamas::cuda {
 
-DeviceKVCache::DeviceKVCache(const CacheConfig& config) : config_(config) {
-  config_.codes.head_dim = config_.head_dim;
-  config_.validate();
-  ADAMAS_CHECK(config_.dtype == DType::kF16 || config_.dtype == DType::kBF16,
-               "the GPU cache dtype must be f16 or bf16, got {}", dtype_name(config_.dtype));
-  ADAMAS_CHECK(config_.store_codes, "the GPU cache keeps key codes: store_codes must be on");
+namespace {
+
+// The config, validated for the GPU (the member initializers need it before the body runs).
+CacheConfig validated(CacheConfig config) {
+  config.codes.head_dim = config.head_dim;
+  config.validate();
+  ADAMAS_CHECK(config.dtype == DType::kF16 || config.dtype == DType::kBF16,
+               "the GPU cache dtype must be f16 or bf16, got {}", dtype_name(config.dtype));
+  ADAMAS_CHECK(config.store_codes, "the GPU cache keeps key codes: store_codes must be on");
+  ADAMAS_CHECK(int64_t{config.num_pages} * config.page_size <= std::numeric_limits<int32_t>::max(),
+               "num_pages ({}) · page_size ({}) must be at most 2^31 - 1 (32-bit slot indices)",
+               config.num_pages, config.page_size);
+  return config;
+}
+
+}  // namespace
+
+DeviceKVCache::DeviceKVCache(const CacheConfig& config)
+    : config_(validated(config)),
+      tables_(config_.num_layers, config_.num_pages, config_.page_size) {
   const size_t pages = static_cast<size_t>(config_.num_pages), H = config_.num_kv_heads;
   kv_page_bytes_ =
       static_cast<size_t>(config_.page_size) * config_.head_dim * dtype_size(config_.dtype);
@@ -31,60 +46,17 @@ DeviceKVCache::DeviceKVCache(const CacheConfig& config) : config_(config) {
       l.host_thresholds.insert(l.host_thresholds.end(), defaults.begin(), defaults.end());
     l.thresholds.upload(l.host_thresholds);
   }
-  free_.resize(pages);
-  for (size_t i = 0; i < pages; ++i)
-    free_[i] = static_cast<int32_t>(pages - 1 - i);  // low ids first
 }
 
 DeviceKVCache::~DeviceKVCache() = default;
 
-SeqId DeviceKVCache::add_sequence() {
-  Sequence s;
-  s.lengths.assign(config_.num_layers, 0);
-  seqs_.push_back(std::move(s));
-  return static_cast<SeqId>(seqs_.size() - 1);
-}
+SeqId DeviceKVCache::add_sequence() { return tables_.add_sequence(); }
 
-DeviceKVCache::Sequence& DeviceKVCache::sequence(SeqId seq) {
-  ADAMAS_CHECK(seq >= 0 && static_cast<size_t>(seq) < seqs_.size() && seqs_[seq].live,
-               "unknown or removed sequence id {}", seq);
-  return seqs_[seq];
-}
-const DeviceKVCache::Sequence& DeviceKVCache::sequence(SeqId seq) const {
-  return const_cast<DeviceKVCache*>(this)->sequence(seq);
-}
+void DeviceKVCache::remove_sequence(SeqId seq) { tables_.remove_sequence(seq); }
 
 void DeviceKVCache::check_layer(int layer) const {
   ADAMAS_CHECK(layer >= 0 && layer < config_.num_layers, "layer {} out of range [0, {})", layer,
                config_.num_layers);
-}
-
-void DeviceKVCache::remove_sequence(SeqId seq) {
-  Sequence& s = sequence(seq);
-  for (auto it = s.pages.rbegin(); it != s.pages.rend(); ++it) free_.push_back(*it);
-  s.pages.clear();
-  s.live = false;
-}
-
-int DeviceKVCache::length(int layer, SeqId seq) const {
-  check_layer(layer);
-  return sequence(seq).lengths[layer];
-}
-
-std::span<const int32_t> DeviceKVCache::page_table(SeqId seq) const { return sequence(seq).pages; }
-
-void DeviceKVCache::reserve(Sequence& s, int64_t tokens) {
-  const size_t need = static_cast<size_t>(config_.pages_for(tokens));
-  if (need <= s.pages.size()) return;
-  const size_t extra = need - s.pages.size();
-  ADAMAS_CHECK(extra <= free_.size(),
-               "KV cache is full: {} more pages of {} tokens are needed for {} tokens, but only {} "
-               "of {} pages are free",
-               extra, config_.page_size, tokens, free_.size(), config_.num_pages);
-  for (size_t i = 0; i < extra; ++i) {
-    s.pages.push_back(free_.back());
-    free_.pop_back();
-  }
 }
 
 void DeviceKVCache::launch_append(int layer, const std::vector<int32_t>& slots, const void* k,
@@ -100,26 +72,25 @@ void DeviceKVCache::launch_append(int layer, const std::vector<int32_t>& slots, 
 void DeviceKVCache::append(int layer, SeqId seq, const void* k, const void* v, DType src, int n,
                            cudaStream_t stream) {
   check_layer(layer);
-  Sequence& s = sequence(seq);
+  const int len = tables_.length(layer, seq);  // unknown or removed ids throw here
   ADAMAS_CHECK(n >= 0, "cannot append {} tokens", n);
   if (n == 0) return;
   ADAMAS_CHECK(k != nullptr && v != nullptr, "append: null K or V pointer");
-  const int len = s.lengths[layer];
-  const size_t pages_before = s.pages.size();
-  reserve(s, int64_t{len} + n);
-  std::vector<int32_t> slots(n);
-  const int P = config_.page_size;
-  for (int i = 0; i < n; ++i) slots[i] = s.pages[(len + i) / P] * P + (len + i) % P;
+  ADAMAS_CHECK(int64_t{len} + n <= std::numeric_limits<int>::max(),
+               "append: sequence {} would hold {} tokens in layer {} (at most {})", seq,
+               int64_t{len} + n, layer, std::numeric_limits<int>::max());
+  const size_t pages_before = tables_.pages(seq).size();
+  tables_.reserve(seq, int64_t{len} + n);  // a full pool throws here, nothing taken
+  const std::span<const int32_t> pages = tables_.pages(seq);
+  host_slots_.resize(n);
+  for (int i = 0; i < n; ++i) host_slots_[i] = slot(pages, int64_t{len} + i);
   try {
-    launch_append(layer, slots, k, v, src, stream);
+    launch_append(layer, host_slots_, k, v, src, stream);
   } catch (...) {  // a failed launch leaves the sequence as it was, its new pages freed
-    while (s.pages.size() > pages_before) {
-      free_.push_back(s.pages.back());
-      s.pages.pop_back();
-    }
+    tables_.rollback(seq, pages_before);
     throw;
   }
-  s.lengths[layer] = len + n;
+  tables_.set_length(layer, seq, len + n);
 }
 
 void DeviceKVCache::append_batch(int layer, std::span<const SeqId> seqs, const void* k,
@@ -127,24 +98,35 @@ void DeviceKVCache::append_batch(int layer, std::span<const SeqId> seqs, const v
   check_layer(layer);
   if (seqs.empty()) return;
   ADAMAS_CHECK(k != nullptr && v != nullptr, "append: null K or V pointer");
-  // Check that every sequence fits before taking any page (a full pool changes nothing).
-  size_t extra = 0;
-  for (SeqId id : seqs) {
-    const Sequence& s = sequence(id);
-    extra += static_cast<size_t>(config_.pages_for(int64_t{s.lengths[layer]} + 1)) > s.pages.size();
+  const size_t n = seqs.size();
+  // Entry i writes token tokens[i] − 1 of its sequence: its length, plus one per earlier entry of
+  // the same sequence.
+  std::vector<int64_t> tokens(n);
+  std::vector<size_t> pages_before(n);
+  for (size_t i = 0; i < n; ++i) {
+    tokens[i] = int64_t{tables_.length(layer, seqs[i])} + 1;  // unknown ids throw here
+    pages_before[i] = tables_.pages(seqs[i]).size();
   }
-  ADAMAS_CHECK(extra <= free_.size(),
-               "KV cache is full: the batch needs {} more pages, {} are free", extra, free_.size());
-  const int P = config_.page_size;
-  std::vector<int32_t> slots;
-  for (SeqId id : seqs) {
-    Sequence& s = sequence(id);
-    const int len = s.lengths[layer];
-    reserve(s, int64_t{len} + 1);
-    slots.push_back(s.pages[len / P] * P + len % P);
-    s.lengths[layer] = len + 1;
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return seqs[a] < seqs[b]; });
+  for (size_t i = 1; i < n; ++i)
+    if (seqs[order[i]] == seqs[order[i - 1]]) tokens[order[i]] = tokens[order[i - 1]] + 1;
+  for (size_t i = 0; i < n; ++i)
+    ADAMAS_CHECK(tokens[i] <= std::numeric_limits<int>::max(),
+                 "append: sequence {} would hold {} tokens in layer {}", seqs[i], tokens[i], layer);
+  tables_.reserve(seqs, tokens);  // all or nothing: a full pool throws before any page is taken
+  host_slots_.resize(n);
+  for (size_t i = 0; i < n; ++i) host_slots_[i] = slot(tables_.pages(seqs[i]), tokens[i] - 1);
+  try {
+    launch_append(layer, host_slots_, k, v, src, stream);
+  } catch (...) {  // a failed launch changes no sequence: the pages taken go back
+    for (size_t i = n; i-- > 0;) tables_.rollback(seqs[i], pages_before[i]);
+    throw;
   }
-  launch_append(layer, slots, k, v, src, stream);
+  for (size_t i = 0; i < n; ++i)
+    tables_.set_length(layer, seqs[i], static_cast<int>(tokens[i]));  // duplicates: last wins
 }
 
 void DeviceKVCache::set_thresholds(int layer, int kv_head, std::span<const float> thresholds) {
@@ -160,13 +142,14 @@ void DeviceKVCache::set_thresholds(int layer, int kv_head, std::span<const float
   l.thresholds.upload(l.host_thresholds);
   // Re-encode every stored key of the layer (the kernel covers all heads; the others' codes are
   // rewritten with the same bits).
-  std::vector<int32_t> slots;
-  const int P = config_.page_size;
-  for (const Sequence& s : seqs_) {
-    if (!s.live) continue;
-    for (int t = 0; t < s.lengths[layer]; ++t) slots.push_back(s.pages[t / P] * P + t % P);
+  host_slots_.clear();
+  for (SeqId seq : tables_.live_sequences()) {
+    const std::span<const int32_t> pages = tables_.pages(seq);
+    const int len = tables_.length(layer, seq);
+    for (int t = 0; t < len; ++t) host_slots_.push_back(slot(pages, t));
   }
-  if (!slots.empty()) launch_append(layer, slots, nullptr, nullptr, config_.dtype, nullptr);
+  if (!host_slots_.empty())
+    launch_append(layer, host_slots_, nullptr, nullptr, config_.dtype, nullptr);
   check(cudaStreamSynchronize(nullptr), "set_thresholds");
 }
 
@@ -201,29 +184,35 @@ DeviceLayer DeviceKVCache::layer(int layer) const {
 }
 
 DeviceBatch DeviceKVCache::batch(int layer, std::span<const SeqId> seqs, cudaStream_t stream) {
-  check_layer(layer);
-  ADAMAS_CHECK(!seqs.empty(), "a batch needs at least one sequence");
-  int max_length = 0;
-  size_t stride = 1;
-  for (SeqId id : seqs) {
-    const Sequence& s = sequence(id);
-    ADAMAS_CHECK(s.lengths[layer] >= 1, "sequence {} has no tokens in layer {}", id, layer);
-    max_length = std::max(max_length, s.lengths[layer]);
-    stride = std::max(stride, s.pages.size());
-  }
-  std::vector<int32_t> host(seqs.size() * stride + seqs.size(), 0);
-  for (size_t b = 0; b < seqs.size(); ++b) {
-    const Sequence& s = sequence(seqs[b]);
-    std::copy(s.pages.begin(), s.pages.end(), host.begin() + b * stride);
-    host[seqs.size() * stride + b] = s.lengths[layer];
-  }
-  batch_table_.upload(host, stream);
+  tables_.batch(seqs, layer, 0, host_batch_);
+  return upload(host_batch_, stream);
+}
+
+DeviceBatch DeviceKVCache::upload(const BatchTables& tables, cudaStream_t stream) {
+  const size_t batch = tables.lengths.size();
+  ADAMAS_CHECK(batch >= 1, "a batch needs at least one sequence");
+  ADAMAS_CHECK(tables.page_indptr.size() == batch + 1,
+               "batch tables: page_indptr has {} entries, batch + 1 = {} expected",
+               tables.page_indptr.size(), batch + 1);
+  ADAMAS_CHECK(
+      tables.page_indptr.front() == 0 &&
+          static_cast<size_t>(tables.page_indptr.back()) == tables.page_indices.size(),
+      "batch tables: page_indptr must run from 0 to page_indices.size() = {}, got {} .. {}",
+      tables.page_indices.size(), tables.page_indptr.front(), tables.page_indptr.back());
+  ADAMAS_CHECK(tables.max_length >= 1, "batch tables: max_length must be ≥ 1, got {}",
+               tables.max_length);
+  // One piece: page_indptr, then page_indices, then lengths (all int32).
+  host_tables_.clear();
+  host_tables_.insert(host_tables_.end(), tables.page_indptr.begin(), tables.page_indptr.end());
+  host_tables_.insert(host_tables_.end(), tables.page_indices.begin(), tables.page_indices.end());
+  host_tables_.insert(host_tables_.end(), tables.lengths.begin(), tables.lengths.end());
+  batch_table_.upload(host_tables_, stream);
   DeviceBatch view;
-  view.page_table = batch_table_.data();
-  view.page_table_stride = static_cast<int>(stride);
-  view.lengths = batch_table_.data() + seqs.size() * stride;
-  view.batch = static_cast<int>(seqs.size());
-  view.max_length = max_length;
+  view.page_indptr = batch_table_.data();
+  view.page_indices = view.page_indptr + tables.page_indptr.size();
+  view.lengths = view.page_indices + tables.page_indices.size();
+  view.batch = static_cast<int>(batch);
+  view.max_length = tables.max_length;
   return view;
 }
 

@@ -17,13 +17,4 @@ void DeviceLayer::validate() const {
   ADAMAS_CHECK(num_kv_heads >= 1, "num_kv_heads must be ≥ 1, got {}", num_kv_heads);
 }
 
-void DeviceBatch::validate() const {
-  ADAMAS_CHECK(batch >= 1 && batch <= 65535, "batch must be in [1, 65535], got {}", batch);
-  ADAMAS_CHECK(page_table != nullptr && lengths != nullptr,
-               "device batch: null page table or lengths");
-  ADAMAS_CHECK(max_length >= 1, "device batch: max_length must be ≥ 1, got {}", max_length);
-  ADAMAS_CHECK(page_table_stride >= 1, "device batch: page_table_stride must be ≥ 1, got {}",
-               page_table_stride);
-}
-
 }  // namespace adamas::cuda

@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(kThreads,
   const int pairs_per_page = stride / 2;
   const int items = (last_page - first_page) * pairs_per_page;
   const uint64_t* head_codes = layer.code_pool + static_cast<size_t>(kvh) * layer.code_head_stride;
-  const int32_t* table = batch.page_table + static_cast<size_t>(b) * batch.page_table_stride;
+  const int32_t* table = batch.page_indices + batch.page_indptr[b];  // CSR: sequence b's pages
 
   // Work item → (position, page words); the first item's loads are issued before the block
   // waits for the query codes, and each later item's before the previous one is computed.

@@ -19,12 +19,12 @@ void check_heads(const DeviceLayer& layer, int num_q_heads) {
                layer.num_kv_heads);
 }
 
-void check_batch(const DeviceLayer& layer, const DeviceBatch& batch) {
+// The CSR tables live in device memory: only the host-side fields are checked here (the tables
+// themselves are built and checked by PageTables::batch / DeviceKVCache::upload).
+void check_batch(const DeviceBatch& batch) {
   batch.validate();
-  const int pages = (batch.max_length + layer.page_size - 1) / layer.page_size;
-  ADAMAS_CHECK(batch.page_table_stride >= pages,
-               "page_table_stride {} is too small for max_length {} ({} pages of {})",
-               batch.page_table_stride, batch.max_length, pages, layer.page_size);
+  ADAMAS_CHECK(batch.batch <= 65535, "batch must be in [1, 65535] (a grid dimension), got {}",
+               batch.batch);
 }
 
 }  // namespace
@@ -65,7 +65,7 @@ void encode_queries(const DeviceLayer& layer, const float* q, int rows, int num_
 void estimate_distances(const DeviceLayer& layer, const DeviceBatch& batch,
                         const EstimateArgs& args, cudaStream_t stream) {
   layer.validate();
-  check_batch(layer, batch);
+  check_batch(batch);
   check_heads(layer, args.num_q_heads);
   ADAMAS_CHECK(args.q != nullptr || args.queries != nullptr,
                "estimate: null queries (set q, the query codes, or queries, the raw queries)");
@@ -138,7 +138,7 @@ void select_sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch&
                                     bool shared_rows, float scale, float* out, uint32_t* scratch,
                                     AttentionWorkspace& ws, cudaStream_t stream) {
   layer.validate();
-  check_batch(layer, batch);
+  check_batch(batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
   ADAMAS_CHECK(topk.add_current, "fused top-k + attention: the policies' add_current is required");
@@ -170,7 +170,7 @@ void dense_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, 
                             int num_q_heads, float scale, float* out, AttentionWorkspace& ws,
                             cudaStream_t stream) {
   layer.validate();
-  check_batch(layer, batch);
+  check_batch(batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
   detail::launch_attention(layer, batch, q, num_q_heads, nullptr, scale, out, ws, stream);
@@ -181,7 +181,7 @@ void sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch,
                              int num_q_heads, const SparseArgs& args, float scale, float* out,
                              AttentionWorkspace& ws, cudaStream_t stream) {
   layer.validate();
-  check_batch(layer, batch);
+  check_batch(batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
   ADAMAS_CHECK(args.indices != nullptr && args.counts != nullptr,

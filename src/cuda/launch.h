@@ -47,6 +47,20 @@ void launch_select(const TopKArgs& args, uint32_t* scratch, cudaStream_t stream)
 // The count pass only (for the fused step).
 void launch_select_count(const TopKArgs& args, uint32_t* scratch, cudaStream_t stream);
 size_t select_scratch_words(int rows, int max_length);
+// Workspace one attention launch needs (AttentionWorkspace: partial floats, arrival counters):
+//   attention_needs         launch_attention over `keys` keys per row (sparse: max_count; dense:
+//                           max_length) for `batch` sequences;
+//   select_attention_needs  launch_select_attention for `batch` sequences of ≤ max_length.
+// Both grow with keys / max_length, but not with batch (more sequences, fewer splits each): a
+// plan for every batch ≤ B takes the maximum over the batch sizes.
+struct AttentionNeeds {
+  size_t partial_floats = 0;
+  size_t counters = 0;
+};
+AttentionNeeds attention_needs(const DeviceLayer& layer, int batch, int keys, int num_q_heads,
+                               bool sparse, bool shared_rows);
+AttentionNeeds select_attention_needs(const DeviceLayer& layer, int batch, int max_length,
+                                      int num_q_heads, bool shared_rows);
 void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                       int num_q_heads, const SparseArgs* sparse, float scale, float* out,
                       AttentionWorkspace& ws, cudaStream_t stream);

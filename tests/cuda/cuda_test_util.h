@@ -35,6 +35,7 @@
 #include "adamas/cuda/device_layer.h"
 #include "adamas/cuda/kernels.h"
 #include "adamas/cuda/runtime.h"
+#include "adamas/policy/policy.h"
 #include "test_util.h"
 
 // Skips the current test (with the reason) unless a CUDA device is usable. Every test of this
@@ -201,16 +202,17 @@ struct TestLayer {
   // Host copies of the pools (empty when the layer was built without that content).
   std::vector<std::byte> k_host, v_host;
   std::vector<uint64_t> codes_host;
-  // The batch: page ids and lengths per sequence.
+  // The batch: page ids and lengths per sequence, and the CSR tables the kernels read (each
+  // sequence's pages followed by a few valid but wrong page ids that must not be read).
   std::vector<std::vector<int32_t>> pages;
   std::vector<int> lengths;
-  int table_stride = 0;
+  std::vector<int32_t> page_indptr, page_indices;
   static constexpr int kMaxLengthSlack = 16;
   int max_length_slack = 0;  // batch().max_length = max(lengths) + slack, slack ≤ kMaxLengthSlack
   DeviceBuffer<std::byte> k_dev, v_dev;
   DeviceBuffer<uint64_t> codes_dev;
   DeviceBuffer<float> thr_dev;
-  DeviceBuffer<int32_t> table_dev, lengths_dev;
+  DeviceBuffer<int32_t> indptr_dev, indices_dev, lengths_dev;
 
   int d() const { return shape.head_dim; }
   int batch_size() const { return static_cast<int>(lengths.size()); }
@@ -245,8 +247,8 @@ struct TestLayer {
   }
   cuda::DeviceBatch batch() const {
     cuda::DeviceBatch b;
-    b.page_table = table_dev.data();
-    b.page_table_stride = table_stride;
+    b.page_indptr = indptr_dev.data();
+    b.page_indices = indices_dev.data();
     b.lengths = lengths_dev.data();
     b.batch = batch_size();
     b.max_length = max_length() + std::min(max_length_slack, kMaxLengthSlack);
@@ -319,12 +321,8 @@ inline TestLayer make_test_layer(const LayerShape& shape, const std::vector<int>
   t.shape = shape;
   t.lengths = lengths;
   const int P = shape.page_size, d = shape.head_dim, H = shape.kv_heads;
-  int used = 0, max_pages = 0;
-  for (int len : lengths) {
-    const int p = (len + P - 1) / P;
-    used += p;
-    max_pages = std::max(max_pages, p);
-  }
+  int used = 0;
+  for (int len : lengths) used += (len + P - 1) / P;
   t.num_pages = used + content.spare_pages;
   const size_t es = dtype_size(shape.dtype);
   t.kv_page_stride = size_t(P) * d * es;
@@ -343,16 +341,16 @@ inline TestLayer make_test_layer(const LayerShape& shape, const std::vector<int>
     t.pages.emplace_back(ids.begin() + next, ids.begin() + next + p);
     next += p;
   }
-  // Page table [batch][stride]; the padding holds valid but wrong page ids. The stride covers
-  // max_length + kMaxLengthSlack (kernels may require stride ≥ ceil(max_length / page_size)).
-  int max_len = 0;
-  for (int len : lengths) max_len = std::max(max_len, len);
-  t.table_stride = std::max(max_pages, (max_len + kMaxLengthSlack + P - 1) / P) + 3;
-  std::vector<int32_t> table(size_t(lengths.size()) * t.table_stride);
-  for (auto& x : table) x = r.uniform_int(0, t.num_pages - 1);
-  for (size_t b = 0; b < lengths.size(); ++b)
-    std::copy(t.pages[b].begin(), t.pages[b].end(), table.begin() + b * t.table_stride);
-  t.table_dev = to_device(table);
+  // CSR page tables: sequence b's pages, then 3 valid but wrong page ids (a table may hold more
+  // pages than the length needs; the kernels must not read past the length's pages).
+  t.page_indptr.push_back(0);
+  for (size_t b = 0; b < lengths.size(); ++b) {
+    t.page_indices.insert(t.page_indices.end(), t.pages[b].begin(), t.pages[b].end());
+    for (int i = 0; i < 3; ++i) t.page_indices.push_back(r.uniform_int(0, t.num_pages - 1));
+    t.page_indptr.push_back(static_cast<int32_t>(t.page_indices.size()));
+  }
+  t.indptr_dev = to_device(t.page_indptr);
+  t.indices_dev = to_device(t.page_indices);
   t.lengths_dev = to_device(std::vector<int32_t>(lengths.begin(), lengths.end()));
 
   // Thresholds: per head, grid ones on even heads (ties with grid-valued keys possible).
@@ -550,6 +548,20 @@ struct TwinCache {
     return out;
   }
 };
+
+// An adamas policy for SparseDecoder::run on `layer` (its code bits and Hadamard setting).
+inline PolicyConfig adamas_policy(const cuda::DeviceLayer& layer, int budget = 256,
+                                  Distance distance = Distance::kL1, bool shared = false) {
+  PolicyConfig p;
+  p.kind = PolicyKind::kAdamas;
+  p.budget = budget;
+  p.dense_layers = 0;
+  p.bits = layer.bits;
+  p.hadamard = layer.hadamard;
+  p.distance = distance;
+  p.gqa = shared ? GqaMode::kGroupShared : GqaMode::kPerQueryHead;
+  return p;
+}
 
 // Pages a set of sequences needs, plus spare.
 inline int pages_needed(const CacheConfig& c, const std::vector<int>& lengths, int spare = 2) {

@@ -96,18 +96,14 @@ void compare_step(TwinCache& tc, const DecodeCase& c, int layer, int budget,
   const auto gpu_ids = tc.gpu_ids(seqs);
   const cuda::DeviceLayer L = tc.gpu->layer(layer);
   const cuda::DeviceBatch batch = tc.gpu->batch(layer, gpu_ids);
-  cuda::SparseConfig sc;
-  sc.budget = budget;
-  sc.distance = c.dist;
-  sc.shared_gqa = c.shared;
-  sc.topk_path = cuda::SparseConfig::TopKPath::kIndices;  // the selection is checked in memory
-  dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), out.data(), nullptr);
+  dec.set_topk_path(cuda::SparseDecoder::TopKPath::kIndices);  // the selection is checked in memory
+  dec.run(L, batch, q_dev.data(), pc, 1.0f / std::sqrt(float(d)), out.data(), nullptr);
   const auto got = download_array(out.data(), q.size());
   // The fast path: selection fused into the attention kernel, no index array.
   DeviceBuffer<float> fused_out(q.size());
   fused_out.fill_bytes(0xff);
-  sc.topk_path = cuda::SparseConfig::TopKPath::kFused;
-  dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), fused_out.data(), nullptr);
+  dec.set_topk_path(cuda::SparseDecoder::TopKPath::kFused);
+  dec.run(L, batch, q_dev.data(), pc, 1.0f / std::sqrt(float(d)), fused_out.data(), nullptr);
   const auto got_fused = download_array(fused_out.data(), q.size());
   const int rows = B * (c.shared ? H : nqh);
   const size_t stride = dec.index_stride();
@@ -233,11 +229,9 @@ TEST_F(CudaDecode, StageTimerRecordsEveryStage) {
   DeviceBuffer<float> out(q.size());
   cuda::SparseDecoder dec(c.num_q_heads());
   cuda::StageTimer timer;
-  cuda::SparseConfig sc;
-  sc.budget = 64;
-  sc.shared_gqa = true;
+  const PolicyConfig pc = parse_policy(policy_spec(c, 64));
   for (int rep = 0; rep < 2; ++rep) {
-    dec.run(tc->gpu->layer(0), tc->gpu->batch(0, tc->gpu_ids(seqs)), q_dev.data(), sc,
+    dec.run(tc->gpu->layer(0), tc->gpu->batch(0, tc->gpu_ids(seqs)), q_dev.data(), pc,
             1.0f / std::sqrt(128.0f), out.data(), nullptr, &timer);
     const auto ms = timer.stage_ms();
     float sum = 0;
@@ -290,12 +284,11 @@ TEST_F(CudaDecode, RunsOnTheGivenStream) {
   const int budget = 64;
   cuda::SparseDecoder dec(nqh);
   cuda::StageTimer timer;
-  cuda::SparseConfig sc;
-  sc.budget = budget;
-  sc.topk_path = cuda::SparseConfig::TopKPath::kIndices;  // counts() are read below
+  dec.set_topk_path(cuda::SparseDecoder::TopKPath::kIndices);  // counts() are read below
   const cuda::DeviceLayer L = tc->gpu->layer(0);
   const cuda::DeviceBatch batch = tc->gpu->batch(0, tc->gpu_ids(seqs), stream);
-  dec.run(L, batch, q_dev.data(), sc, 1.0f / std::sqrt(float(d)), out.data(), stream, &timer);
+  dec.run(L, batch, q_dev.data(), parse_policy(policy_spec(c, budget)), 1.0f / std::sqrt(float(d)),
+          out.data(), stream, &timer);
   dec.run_dense(L, batch, q_dev.data(), 1.0f / std::sqrt(float(d)), dense_out.data(), stream);
   std::vector<float> got(q.size()), got_dense(q.size());
   const int rows = B * nqh;
@@ -348,6 +341,147 @@ TEST_F(CudaDecode, SelectionSpansSeveralChunks) {
       compare_step(*tc, c, 0, budget, dec, 910 + index + budget);
       if (HasFatalFailure()) return;
     }
+  }
+}
+
+// plan() sizes every workspace up front: afterwards steps of every batch size up to the plan
+// (ragged lengths up to its max_length, smaller budgets too) on every top-k path and run_dense
+// leave every workspace where it was (same addresses and sizes: no cudaMalloc) and device memory
+// unchanged, and give the same bits as an unplanned decoder.
+TEST_F(CudaDecode, PlannedStepsAllocateNothing) {
+  using Path = cuda::SparseDecoder::TopKPath;
+  int index = 0;
+  for (bool shared : {false, true}) {
+    ++index;
+    DecodeCase c{64, 16, 2, 4, 2, Distance::kL1, true, DType::kF16, shared};
+    const std::vector<int> lengths = {9000, 1, 300, 17000, 64, 8193};
+    auto tc = make_twin(c, lengths, 0, 1100 + index, 4096);
+    const int nqh = c.num_q_heads(), d = c.d, max_batch = static_cast<int>(lengths.size());
+    const int max_length = 17000;
+    const float scale = 1.0f / std::sqrt(float(d));
+    const cuda::DeviceLayer L = tc->gpu->layer(0);
+    const PolicyConfig planned = parse_policy(policy_spec(c, 256));
+    FastRng r(1150 + index);
+    auto q_dev = to_device(fast_normal(r, size_t(max_batch) * nqh * d));
+    DeviceBuffer<float> out(size_t(max_batch) * nqh * d), ref(size_t(max_batch) * nqh * d);
+    // Every batch of the first b sequences, in two orders, uploaded before anything is measured.
+    std::vector<std::vector<SeqId>> batches;
+    for (int b = 1; b <= max_batch; ++b) {
+      std::vector<int> first(b);
+      for (int i = 0; i < b; ++i) first[i] = i;
+      batches.push_back(tc->gpu_ids(first));
+      std::reverse(first.begin(), first.end());
+      batches.push_back(tc->gpu_ids(first));
+    }
+    cuda::SparseDecoder dec(nqh), unplanned(nqh);
+    dec.plan(L, max_batch, max_length, planned);
+    const auto planned_ws = dec.workspaces();
+    for (const auto& [ptr, bytes] : planned_ws) {
+      EXPECT_NE(ptr, nullptr);
+      EXPECT_GT(bytes, 0u);
+    }
+    for (int pass = 0; pass < 2; ++pass) {  // the second pass: device memory must not move
+      device_sync();
+      size_t free_before = 0, total = 0;
+      cuda::check(cudaMemGetInfo(&free_before, &total), "cudaMemGetInfo");
+      for (const auto& ids : batches)
+        for (int budget : {256, 17, 1})
+          for (Path path : {Path::kAuto, Path::kFused, Path::kIndices}) {
+            SCOPED_TRACE(c.name() + " batch " + std::to_string(ids.size()) + " budget " +
+                         std::to_string(budget) + " path " + std::to_string(int(path)));
+            PolicyConfig p = planned;
+            p.budget = budget;
+            const cuda::DeviceBatch batch = tc->gpu->batch(0, ids);
+            dec.set_topk_path(path);
+            dec.run(L, batch, q_dev.data(), p, scale, out.data(), nullptr);
+            dec.run_dense(L, batch, q_dev.data(), scale, out.data(), nullptr);
+            ASSERT_EQ(dec.workspaces(), planned_ws) << "a planned step allocated";
+            if (pass == 1) continue;
+            // Same bits as a decoder that sized itself (and on the same path).
+            const size_t n = ids.size() * nqh * d;
+            out.fill_bytes(0xff);
+            ref.fill_bytes(0xff);
+            dec.run(L, batch, q_dev.data(), p, scale, out.data(), nullptr);
+            unplanned.set_topk_path(path);
+            unplanned.run(L, batch, q_dev.data(), p, scale, ref.data(), nullptr);
+            const auto a = download_array(out.data(), n), b = download_array(ref.data(), n);
+            ASSERT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(float)), 0)
+                << "planned and unplanned runs differ";
+            dec.run_dense(L, batch, q_dev.data(), scale, out.data(), nullptr);
+            unplanned.run_dense(L, batch, q_dev.data(), scale, ref.data(), nullptr);
+            const auto da = download_array(out.data(), n), db = download_array(ref.data(), n);
+            ASSERT_EQ(std::memcmp(da.data(), db.data(), n * sizeof(float)), 0)
+                << "planned and unplanned dense runs differ";
+          }
+      device_sync();
+      size_t free_after = 0;
+      cuda::check(cudaMemGetInfo(&free_after, &total), "cudaMemGetInfo");
+      if (pass == 1) {
+        EXPECT_EQ(free_after, free_before) << "device memory changed during steps";
+      }
+    }
+  }
+}
+
+// A planned step (sparse on each top-k path, then dense) is captured into a CUDA graph in global
+// capture mode (which fails on any cudaMalloc, memset on another stream or synchronization) and
+// replayed; the replay's output equals a direct run's bit for bit.
+TEST_F(CudaDecode, PlannedStepCapturesInACudaGraph) {
+  using Path = cuda::SparseDecoder::TopKPath;
+  DecodeCase c{128, 16, 2, 4, 2, Distance::kL1, true, DType::kF16, false};
+  auto tc = make_twin(c, {700, 33, 9000}, 0, 1200, 4096);
+  cudaStream_t stream = nullptr;
+  cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  struct Destroy {
+    cudaStream_t s;
+    ~Destroy() { cudaStreamDestroy(s); }
+  } destroy{stream};
+  const std::vector<int> seqs = all_sequences(*tc);
+  const int nqh = c.num_q_heads(), d = c.d, B = static_cast<int>(seqs.size());
+  const size_t n = size_t(B) * nqh * d;
+  FastRng r(1201);
+  auto q_dev = to_device(fast_normal(r, n));
+  DeviceBuffer<float> out(n), dense_out(n), ref(n), dense_ref(n);
+  const cuda::DeviceLayer L = tc->gpu->layer(0);
+  const PolicyConfig pc = parse_policy(policy_spec(c, 64));
+  const float scale = 1.0f / std::sqrt(float(d));
+  for (Path path : {Path::kIndices, Path::kFused, Path::kAuto}) {
+    SCOPED_TRACE("path " + std::to_string(int(path)));
+    cuda::SparseDecoder dec(nqh);
+    dec.set_topk_path(path);
+    dec.plan(L, B, 9000, pc);
+    const cuda::DeviceBatch batch = tc->gpu->batch(0, tc->gpu_ids(seqs), stream);
+    dec.run(L, batch, q_dev.data(), pc, scale, ref.data(), stream);
+    dec.run_dense(L, batch, q_dev.data(), scale, dense_ref.data(), stream);
+    cuda::check(cudaStreamSynchronize(stream), "direct run");
+    out.fill_bytes(0xff);
+    dense_out.fill_bytes(0xff);
+    device_sync();
+    cudaGraph_t graph = nullptr;
+    cuda::check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "begin capture");
+    std::string error;
+    try {
+      dec.run(L, batch, q_dev.data(), pc, scale, out.data(), stream);
+      dec.run_dense(L, batch, q_dev.data(), scale, dense_out.data(), stream);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+    ASSERT_EQ(error, "") << "a planned step could not be captured";
+    ASSERT_EQ(end, cudaSuccess) << cudaGetErrorString(end);
+    cudaGraphExec_t exec = nullptr;
+    cuda::check(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+    for (int replay = 0; replay < 2; ++replay) {  // twice: the kept-zero state survives a replay
+      cuda::check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+      cuda::check(cudaStreamSynchronize(stream), "graph replay");
+      const auto a = download_array(out.data(), n), b = download_array(ref.data(), n);
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(float)), 0) << "replay " << replay;
+      const auto da = download_array(dense_out.data(), n), db = download_array(dense_ref.data(), n);
+      ASSERT_EQ(std::memcmp(da.data(), db.data(), n * sizeof(float)), 0)
+          << "dense, replay " << replay;
+    }
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
   }
 }
 

@@ -1,7 +1,8 @@
 // DeviceKVCache bookkeeping: layer() describes the pools as device_layer.h says (fields from the
 // config, non-overlapping (head, page) blocks, per-head thresholds on the device), thresholds()
-// defaults, batch() uploads page tables and lengths of the given sequences in the given order,
-// page ownership and free counts through add / remove, bytes().
+// defaults, batch() uploads the CSR page tables and lengths of the given sequences in the given
+// order, page ownership and free counts through add / remove, truncate (then appending again)
+// against the CPU cache doing the same, bytes().
 #include "cuda_test_util.h"
 
 namespace adamas::test {
@@ -129,15 +130,24 @@ TEST_F(CudaDeviceCache, BatchUploadsPageTablesAndLengths) {
         max_len = std::max(max_len, len);
       }
       EXPECT_GE(b.max_length, max_len);
-      const auto table = download_array(b.page_table, size_t(b.page_table_stride) * order.size());
+      // CSR: entry i's pages are page_indices[page_indptr[i] ..], the first pages of its table.
+      const auto indptr = download_array(b.page_indptr, order.size() + 1);
+      EXPECT_EQ(indptr[0], 0);
+      const auto indices = download_array(b.page_indices, size_t(indptr.back()));
       for (size_t i = 0; i < order.size(); ++i) {
         const auto pt = tc.gpu->page_table(ids[i]);
         const int used = c.pages_for(lengths[i]);
-        ASSERT_GE(b.page_table_stride, used);
+        ASSERT_EQ(indptr[i + 1] - indptr[i], used) << "entry " << i;
         ASSERT_GE(static_cast<int>(pt.size()), used);
         for (int p = 0; p < used; ++p)
-          EXPECT_EQ(table[i * b.page_table_stride + p], pt[p]) << "entry " << i << " page " << p;
+          EXPECT_EQ(indices[indptr[i] + p], pt[p]) << "entry " << i << " page " << p;
       }
+      // The same tables as the CPU cache's bookkeeping builds for the same batch.
+      const BatchTables want = tc.cpu->page_tables().batch(tc.cpu_ids(order), layer);
+      EXPECT_EQ(indptr, want.page_indptr);
+      EXPECT_EQ(indices, want.page_indices);
+      EXPECT_EQ(lengths, want.lengths);
+      EXPECT_EQ(b.max_length, want.max_length);
     }
 }
 
@@ -165,6 +175,114 @@ TEST_F(CudaDeviceCache, PageOwnershipAndReuse) {
   EXPECT_EQ(pages.size(), 10u);
   EXPECT_EQ(tc.gpu->length(0, tc.gpu_seqs[n]), 32);
   EXPECT_EQ(tc.gpu->length(0, tc.gpu_seqs[b]), 5);
+}
+
+// Every stored K/V row and key-code word of `seqs` in every layer, the page tables (the same page
+// ids: both caches keep their pages with PageTables), lengths, free pages and batch() tables,
+// against the CPU cache.
+void expect_same_as_cpu(const TwinCache& tc, const std::vector<int>& seqs) {
+  const CacheConfig& c = tc.config;
+  const int H = c.num_kv_heads, d = c.head_dim, P = c.page_size;
+  const size_t row = size_t(d) * dtype_size(c.dtype);
+  CodeSpec spec = c.codes;
+  spec.head_dim = d;
+  const int words = spec.words(), slot_stride = code_slot_stride(P);
+  ASSERT_EQ(tc.gpu->free_pages(), tc.cpu->free_pages());
+  for (int s : seqs) {
+    const auto g = tc.gpu->page_table(tc.gpu_seqs[s]), cp = tc.cpu->page_table(tc.cpu_seqs[s]);
+    ASSERT_EQ(std::vector<int32_t>(g.begin(), g.end()), std::vector<int32_t>(cp.begin(), cp.end()))
+        << "page table of sequence " << s;
+  }
+  for (int l = 0; l < c.num_layers; ++l) {
+    const cuda::DeviceLayer L = tc.gpu->layer(l);
+    const size_t kv_bytes = size_t(H) * L.kv_head_stride;
+    const auto k = download_array(L.k_pool, kv_bytes), v = download_array(L.v_pool, kv_bytes);
+    const auto codes = download_array(L.code_pool, size_t(H) * L.code_head_stride);
+    std::vector<int> with_tokens;
+    for (int s : seqs) {
+      const int len = tc.cpu->length(l, tc.cpu_seqs[s]);
+      ASSERT_EQ(tc.gpu->length(l, tc.gpu_seqs[s]), len) << "layer " << l << " sequence " << s;
+      if (len > 0) with_tokens.push_back(s);
+      const auto pt = tc.gpu->page_table(tc.gpu_seqs[s]);
+      for (int h = 0; h < H; ++h) {
+        const PagedKV kv = tc.cpu->kv(l, tc.cpu_seqs[s], h);
+        const PagedCodes cc = tc.cpu->codes(l, tc.cpu_seqs[s], h);
+        for (int t = 0; t < len; ++t) {
+          SCOPED_TRACE("layer " + std::to_string(l) + " sequence " + std::to_string(s) + " head " +
+                       std::to_string(h) + " token " + std::to_string(t));
+          const size_t off =
+              h * L.kv_head_stride + size_t(pt[t / P]) * L.kv_page_stride + (t % P) * row;
+          ASSERT_EQ(std::memcmp(k.data() + off, kv.key(t), row), 0) << "key";
+          ASSERT_EQ(std::memcmp(v.data() + off, kv.value(t), row), 0) << "value";
+          const uint64_t* gpu_page =
+              codes.data() + h * L.code_head_stride + size_t(pt[t / P]) * L.code_page_stride;
+          const uint64_t* cpu_page = cc.page(t / P);
+          for (int p = 0; p < spec.bits; ++p)
+            for (int w = 0; w < words; ++w) {
+              const size_t at = (size_t(p) * words + w) * slot_stride + t % P;
+              ASSERT_EQ(gpu_page[at], cpu_page[at]) << "code word of plane " << p << " word " << w;
+            }
+        }
+      }
+    }
+    if (with_tokens.empty()) continue;
+    const cuda::DeviceBatch b = tc.gpu->batch(l, tc.gpu_ids(with_tokens));
+    const BatchTables want = tc.cpu->page_tables().batch(tc.cpu_ids(with_tokens), l);
+    const auto indptr = download_array(b.page_indptr, with_tokens.size() + 1);
+    EXPECT_EQ(indptr, want.page_indptr) << "layer " << l;
+    EXPECT_EQ(download_array(b.page_indices, want.page_indices.size()), want.page_indices);
+    EXPECT_EQ(download_array(b.lengths, with_tokens.size()), want.lengths);
+    EXPECT_EQ(b.max_length, want.max_length);
+  }
+}
+
+// truncate() shortens every layer and frees the pages no longer used, as the CPU cache does;
+// appending again (prefill chunks and decode steps) writes the same bytes and codes as the CPU.
+TEST_F(CudaDeviceCache, TruncateThenAppendMatchesCpu) {
+  for (int P : {1, 5, 16}) {
+    SCOPED_TRACE("page size " + std::to_string(P));
+    CacheConfig c = config_of(2, 2, 64, P, 0, DType::kF16, 2, true);
+    c.num_pages = pages_needed(c, {90, 60, 40}, 4);
+    TwinCache tc(c, DType::kF32, 40 + P);
+    const std::vector<int> all = {0, 1, 2};
+    for (int s = 0; s < 3; ++s) tc.add_sequence();
+    tc.fill(0, all, {80, 37, 21}, 13);
+    tc.fill(1, all, {50, 37, 3}, 13);  // layers of different lengths
+    expect_same_as_cpu(tc, all);
+    if (HasFatalFailure()) return;
+    const int free_before = tc.gpu->free_pages();
+    // Inside a page, at a page boundary, longer than a layer, to zero.
+    const std::vector<std::pair<int, int>> cuts = {{0, 33}, {1, 2 * P}, {2, 10}};
+    for (const auto& [s, len] : cuts) {
+      tc.cpu->truncate(tc.cpu_seqs[s], len);
+      tc.gpu->truncate(tc.gpu_seqs[s], len);
+    }
+    EXPECT_EQ(tc.gpu->length(0, tc.gpu_seqs[0]), 33);
+    EXPECT_EQ(tc.gpu->length(1, tc.gpu_seqs[0]), 33);
+    EXPECT_EQ(tc.gpu->length(0, tc.gpu_seqs[1]), 2 * P);
+    EXPECT_EQ(tc.gpu->length(1, tc.gpu_seqs[2]), 3);  // shorter already: kept
+    EXPECT_EQ(tc.gpu->page_table(tc.gpu_seqs[0]).size(), size_t(c.pages_for(33)));
+    EXPECT_GT(tc.gpu->free_pages(), free_before);
+    expect_same_as_cpu(tc, all);
+    if (HasFatalFailure()) return;
+    // Append again: chunks into the freed pages, then decode steps of one token per sequence.
+    tc.fill(0, all, {70, 45, 30}, 11);
+    tc.fill(1, all, {41, 45, 30}, 11);
+    for (int step = 0; step < 3; ++step)
+      for (int l = 0; l < 2; ++l) tc.append_batch(l, all);
+    expect_same_as_cpu(tc, all);
+    if (HasFatalFailure()) return;
+    // To zero and regrow; errors as on the CPU.
+    tc.cpu->truncate(tc.cpu_seqs[1], 0);
+    tc.gpu->truncate(tc.gpu_seqs[1], 0);
+    EXPECT_TRUE(tc.gpu->page_table(tc.gpu_seqs[1]).empty());
+    tc.append(0, 1, 7);
+    tc.append(1, 1, 7);
+    expect_same_as_cpu(tc, all);
+    if (HasFatalFailure()) return;
+    EXPECT_THAT(error_message([&] { tc.gpu->truncate(tc.gpu_seqs[0], -1); }), HasSubstr("-1"));
+    EXPECT_THAT(error_message([&] { tc.gpu->truncate(99, 1); }), HasSubstr("sequence id 99"));
+  }
 }
 
 }  // namespace

@@ -234,9 +234,8 @@ TEST_F(CudaErrors, QueryHeadsMustBeAMultipleOfKvHeads) {
                                                       0.125f, s.out.data(), s.ws, nullptr),
                         HasSubstr("num_q_heads"));
     cuda::SparseDecoder dec(bad);
-    EXPECT_ADAMAS_ERROR(
-        dec.run(L, B, s.q.data(), cuda::SparseConfig{}, 0.125f, s.out.data(), nullptr),
-        HasSubstr("num_q_heads"));
+    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), adamas_policy(L), 0.125f, s.out.data(), nullptr),
+                        HasSubstr("num_q_heads"));
     EXPECT_ADAMAS_ERROR(dec.run_dense(L, B, s.q.data(), 0.125f, s.out.data(), nullptr),
                         HasSubstr("num_q_heads"));
   }
@@ -321,10 +320,11 @@ TEST_F(CudaErrors, NullPointers) {
                         null);
     EXPECT_ADAMAS_ERROR(cuda::estimate_distances(bad, B, s.estimate_args(), nullptr), null);
   }
-  for (int field = 0; field < 2; ++field) {
+  for (int field = 0; field < 3; ++field) {
     cuda::DeviceBatch bad = B;
-    if (field == 0) bad.page_table = nullptr;
-    if (field == 1) bad.lengths = nullptr;
+    if (field == 0) bad.page_indptr = nullptr;
+    if (field == 1) bad.page_indices = nullptr;
+    if (field == 2) bad.lengths = nullptr;
     SCOPED_TRACE("batch field " + std::to_string(field));
     EXPECT_ADAMAS_ERROR(bad.validate(), null);
     EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, bad, s.q.data(), s.nqh, 0.125f,
@@ -370,19 +370,56 @@ TEST_F(CudaErrors, StridesAndBudgets) {
   }
   {
     cuda::SparseDecoder dec(s.nqh);
-    cuda::SparseConfig sc;
-    sc.budget = 0;
-    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), sc, 0.125f, s.out.data(), nullptr),
+    PolicyConfig p = adamas_policy(L);
+    p.budget = 0;
+    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), p, 0.125f, s.out.data(), nullptr),
                         HasSubstr("budget"));
+    EXPECT_ADAMAS_ERROR(dec.plan(L, 2, 100, p), HasSubstr("budget"));
   }
   {
-    // The page table stride must cover max_length's pages.
+    // A batch wider than a grid dimension.
     cuda::DeviceBatch bad = B;
-    bad.page_table_stride = 1;  // max_length 100 needs 7 pages of 16
+    bad.batch = 65536;
     EXPECT_ADAMAS_ERROR(cuda::dense_decode_attention(L, bad, s.q.data(), s.nqh, 0.125f,
                                                      s.out.data(), s.ws, nullptr),
-                        HasSubstr("page_table_stride"));
+                        AllOf(HasSubstr("batch"), HasSubstr("65536")));
   }
+}
+
+// SparseDecoder runs adamas policies whose codes are the cache's; plan() checks its bounds.
+TEST_F(CudaErrors, DecoderPolicyAndPlan) {
+  KernelArgs s;
+  const cuda::DeviceLayer L = s.t.layer();  // 3-bit codes, Hadamard
+  const cuda::DeviceBatch B = s.t.batch();
+  cuda::SparseDecoder dec(s.nqh);
+  for (PolicyKind kind :
+       {PolicyKind::kFull, PolicyKind::kOracle, PolicyKind::kQuest, PolicyKind::kStreaming}) {
+    PolicyConfig p = adamas_policy(L);
+    p.kind = kind;
+    SCOPED_TRACE(p.describe());
+    EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), p, 0.125f, s.out.data(), nullptr),
+                        AllOf(HasSubstr("adamas"), HasSubstr(std::string(policy_kind_name(kind)))));
+    EXPECT_ADAMAS_ERROR(dec.plan(L, 2, 100, p), HasSubstr("adamas"));
+  }
+  PolicyConfig p = adamas_policy(L);
+  p.bits = 2;
+  EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), p, 0.125f, s.out.data(), nullptr),
+                      AllOf(HasSubstr("2-bit"), HasSubstr("3-bit")));
+  EXPECT_ADAMAS_ERROR(dec.plan(L, 2, 100, p), HasSubstr("2-bit"));
+  p = adamas_policy(L);
+  p.hadamard = false;
+  EXPECT_ADAMAS_ERROR(dec.run(L, B, s.q.data(), p, 0.125f, s.out.data(), nullptr),
+                      HasSubstr("Hadamard"));
+  p = adamas_policy(L);
+  EXPECT_ADAMAS_ERROR(dec.plan(L, 0, 100, p), AllOf(HasSubstr("max_batch"), HasSubstr("got 0")));
+  EXPECT_ADAMAS_ERROR(dec.plan(L, 65536, 100, p), HasSubstr("max_batch"));
+  EXPECT_ADAMAS_ERROR(dec.plan(L, 2, 0, p), AllOf(HasSubstr("max_length"), HasSubstr("got 0")));
+  cuda::SparseDecoder odd(7);
+  EXPECT_ADAMAS_ERROR(odd.plan(L, 2, 100, p), HasSubstr("num_q_heads"));
+  // Nothing was planned by the failed calls; a good plan and run still work.
+  EXPECT_NO_THROW(dec.plan(L, 2, 100, p));
+  EXPECT_NO_THROW(dec.run(L, B, s.q.data(), p, 0.125f, s.out.data(), nullptr));
+  device_sync();
 }
 
 // Distances whose largest value does not fit 16 bits (3-bit L2 codes of d = 256 summed over 8

@@ -5,9 +5,10 @@
 // Head-major: a head's pages are contiguous, so a sequence whose pages were taken in order is
 // one sequential stream per head (estimate and dense attention read one head per task).
 // Pages come from one free list shared by all layers: a sequence has one page table, and page
-// id p holds that sequence's tokens [i·P, (i+1)·P) in every layer. Growth takes free pages and
-// never moves data. Codes and min/max are computed once, when a key is appended, from the key as
-// stored (after rounding to the cache dtype), so every backend encodes the same bits.
+// id p holds that sequence's tokens [i·P, (i+1)·P) in every layer (the bookkeeping is PageTables,
+// cache/page_table.h, shared with the GPU cache). Growth takes free pages and never moves data.
+// Codes and min/max are computed once, when a key is appended, from the key as stored (after
+// rounding to the cache dtype), so every backend encodes the same bits.
 #pragma once
 
 #include <cstddef>
@@ -16,31 +17,13 @@
 #include <span>
 #include <vector>
 
+#include "adamas/cache/cache_config.h"
+#include "adamas/cache/page_table.h"
 #include "adamas/common/dtype.h"
 #include "adamas/core/codes.h"
 #include "adamas/core/paged_view.h"
 
 namespace adamas {
-
-struct CacheConfig {
-  int num_layers = 1;
-  int num_kv_heads = 1;
-  int head_dim = 128;
-  int page_size = 64;   // tokens per page
-  int num_pages = 0;    // capacity of the pool, shared by all sequences
-  DType dtype = DType::kF16;
-  bool store_codes = true;        // Adamas key codes
-  CodeSpec codes;                 // head_dim is taken from above
-  bool store_page_minmax = true;  // Quest metadata
-
-  void validate() const;  // throws adamas::Error naming the bad field
-  // Pages needed to hold `tokens` tokens of one sequence.
-  int pages_for(int64_t tokens) const {
-    return static_cast<int>((tokens + page_size - 1) / page_size);
-  }
-};
-
-using SeqId = int32_t;
 
 class PagedKVCache {
  public:
@@ -69,8 +52,10 @@ class PagedKVCache {
   // recomputed from the keys that remain. Lets callers decode several continuations (or several
   // policies) from one prefill.
   void truncate(SeqId seq, int length);
-  int free_pages() const { return static_cast<int>(free_.size()); }
-  std::span<const int32_t> page_table(SeqId seq) const;
+  int free_pages() const { return tables_.free_pages(); }
+  std::span<const int32_t> page_table(SeqId seq) const { return tables_.pages(seq); }
+  // The page bookkeeping (page tables, lengths, free list); batch() gives CSR tables of a batch.
+  const PageTables& page_tables() const { return tables_; }
 
   // Per-head thresholds of the key codes (default: config.codes' effective thresholds).
   // Setting them re-encodes the codes of every key already stored in that layer and head.
@@ -89,24 +74,21 @@ class PagedKVCache {
   size_t bytes() const;
 
  private:
-  struct Sequence;
-  const Sequence& sequence(SeqId seq) const;
-  Sequence& sequence(SeqId seq);
   void check_layer(int layer) const;
   void check_kv_head(int kv_head) const;
   void encode_codes(int layer, int32_t page, int kv_head, int slot0, int n);
   void update_minmax(int layer, int32_t page, int kv_head, int slot0, int n);
 
-  CacheConfig config_;
   size_t kv_offset(int32_t page, int kv_head, int slot) const;  // bytes into a K or V pool
 
+  CacheConfig config_;  // before tables_: validated first
+  PageTables tables_;
+
   size_t kv_head_page_bytes_ = 0;  // one page of one head, K (or V)
-  size_t code_page_words_ = 0;  // one page, one head
+  size_t code_page_words_ = 0;     // one page, one head
   size_t minmax_page_floats_ = 0;
   struct Layer;
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<std::unique_ptr<Sequence>> seqs_;
-  std::vector<int32_t> free_;
 };
 
 }  // namespace adamas

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "adamas/cache/page_table.h"
 #include "adamas/common/dtype.h"
 #include "adamas/core/codes.h"
 
@@ -43,16 +44,8 @@ struct DeviceLayer {
   void validate() const;
 };
 
-// A ragged batch of sequences: sequence b has lengths[b] tokens in pages
-// page_table[b * page_table_stride + 0 .. ceil(lengths[b] / page_size)).
-struct DeviceBatch {
-  const int32_t* page_table = nullptr;  // device
-  int page_table_stride = 0;
-  const int32_t* lengths = nullptr;  // device, [batch]; each ≥ 1
-  int batch = 0;
-  int max_length = 0;  // host-side bound on every length: sizes grids and workspaces
-
-  void validate() const;
-};
+// A ragged batch as CSR page tables in device memory (cache/page_table.h): sequence b has
+// lengths[b] tokens in pages page_indices[page_indptr[b] ..]; max_length is a host-side bound.
+using DeviceBatch = BatchView;
 
 }  // namespace adamas::cuda

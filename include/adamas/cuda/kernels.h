@@ -100,6 +100,8 @@ void select_smallest(const TopKArgs& args, uint32_t* scratch, cudaStream_t strea
 // launches: the merging block resets them). One workspace serves one stream at a time.
 class AttentionWorkspace {
  public:
+  // Grow (never shrink) to `floats` partials and `n` counters; new counters are zeroed (on the
+  // legacy default stream). Within the reserved sizes these calls neither allocate nor write.
   float* partials(size_t floats) {
     buf_.resize(floats);
     return buf_.data();
@@ -111,6 +113,15 @@ class AttentionWorkspace {
     }
     return counters_.data();
   }
+  // Sizes both ahead of time (SparseDecoder::plan): later launches that fit allocate nothing.
+  void reserve(size_t floats, size_t n) {
+    partials(floats);
+    counters(n);
+  }
+  size_t partials_capacity() const { return buf_.size(); }
+  size_t counters_capacity() const { return counters_.size(); }
+  const float* partials_data() const { return buf_.data(); }
+  const uint32_t* counters_data() const { return counters_.data(); }
 
  private:
   DeviceBuffer<float> buf_;
