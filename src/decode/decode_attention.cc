@@ -12,16 +12,52 @@
 
 namespace adamas {
 
+void DecodePlan::validate() const {
+  policy.validate();
+  ADAMAS_CHECK(num_q_heads >= 1, "decode plan: num_q_heads ({}) must be ≥ 1", num_q_heads);
+  ADAMAS_CHECK(max_batch >= 1, "decode plan: max_batch must be ≥ 1, got {}", max_batch);
+  ADAMAS_CHECK(max_length >= 1, "decode plan: max_length must be ≥ 1, got {}", max_length);
+  ADAMAS_CHECK(scale >= 0 && std::isfinite(scale),
+               "decode plan: scale must be finite and ≥ 0 (0: 1/sqrt(head_dim)), got {}", scale);
+}
+
+DecodeAttention::DecodeAttention(const PagedKVCache& cache, int threads) : cache_(cache) {
+  threads_ = threads > 0 ? threads : omp_get_max_threads();
+}
+
 DecodeAttention::DecodeAttention(const PagedKVCache& cache, const SelectionPolicy& policy,
                                  int num_q_heads, int threads)
-    : cache_(cache), policy_(policy), num_q_heads_(num_q_heads) {
-  const int kv_heads = cache.config().num_kv_heads;
-  ADAMAS_CHECK(num_q_heads >= 1 && num_q_heads % kv_heads == 0,
-               "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})", num_q_heads,
-               kv_heads);
-  group_ = num_q_heads / kv_heads;
-  threads_ = threads > 0 ? threads : omp_get_max_threads();
+    : DecodeAttention(cache, threads) {
+  DecodePlan p;
+  p.policy = policy.config();
+  p.num_q_heads = num_q_heads;
+  p.max_length = 1;
+  plan(p);
+  owned_policy_.reset();
+  policy_ = &policy;
   policy.check_cache(cache);
+}
+
+void DecodeAttention::plan(const DecodePlan& plan) {
+  const int kv_heads = cache_.config().num_kv_heads;
+  ADAMAS_CHECK(plan.num_q_heads >= 1 && plan.num_q_heads % kv_heads == 0,
+               "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})",
+               plan.num_q_heads, kv_heads);
+  plan.validate();
+  auto policy = make_policy(plan.policy);
+  policy->check_cache(cache_);
+  owned_policy_ = std::move(policy);
+  policy_ = owned_policy_.get();
+  plan_ = plan;
+  num_q_heads_ = plan.num_q_heads;
+  group_ = num_q_heads_ / kv_heads;
+  scale_ = plan.scale > 0 ? plan.scale
+                          : 1.0f / std::sqrt(static_cast<float>(cache_.config().head_dim));
+  scratch_.reserve(static_cast<size_t>(plan.max_batch) * kv_heads);
+}
+
+void DecodeAttention::run(int layer, const DecodeStep& step, const float* q, float* out) {
+  run(layer, step.seqs, q, out, times_sink_);
 }
 
 const HeadScratch& DecodeAttention::scratch(int b, int kv_head) const {
@@ -38,7 +74,7 @@ void DecodeAttention::run(int layer, std::span<const SeqId> seqs, const float* q
                           StageTimes* times) {
   using clock = std::chrono::steady_clock;
   const int H = cache_.config().num_kv_heads, d = cache_.config().head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const float scale = scale_;
   tasks_.clear();
   for (size_t b = 0; b < seqs.size(); ++b) {
     const int length = cache_.length(layer, seqs[b]);
@@ -68,13 +104,13 @@ void DecodeAttention::run(int layer, std::span<const SeqId> seqs, const float* q
       per_thread[omp_get_thread_num()].*stage += std::chrono::duration<double>(now - t0).count();
       t0 = now;
     };
-    policy_.begin(t, s);
+    policy_->begin(t, s);
     if (!s.dense) {
-      policy_.encode(cache_, t, s);
+      policy_->encode(cache_, t, s);
       lap(&StageTimes::encode);
-      policy_.estimate(cache_, t, s);
+      policy_->estimate(cache_, t, s);
       lap(&StageTimes::estimate);
-      policy_.select(cache_, t, s);
+      policy_->select(cache_, t, s);
       lap(&StageTimes::topk);
     }
     const PagedKV kv = cache_.kv(t.layer, t.seq, t.kv_head);
@@ -84,7 +120,7 @@ void DecodeAttention::run(int layer, std::span<const SeqId> seqs, const float* q
     } else if (s.shared) {
       sparse_decode_attention(t.q, t.nq, kv, s.indices.data(), s.counts[0], scale, o);
     } else {
-      const int b = policy_.config().budget;
+      const int b = policy_->config().budget;
       for (int h = 0; h < t.nq; ++h) {
         sparse_decode_attention(t.q + h * d, 1, kv, s.row(h, b), s.counts[h], scale, o + h * d);
       }

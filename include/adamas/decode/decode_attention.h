@@ -8,7 +8,10 @@
 #include <span>
 #include <vector>
 
+#include <memory>
+
 #include "adamas/cache/paged_kv_cache.h"
+#include "adamas/decode/decode_backend.h"
 #include "adamas/policy/policy.h"
 
 namespace adamas {
@@ -22,11 +25,22 @@ struct StageTimes {
   double stages() const { return encode + estimate + topk + attention; }
 };
 
-class DecodeAttention {
+// The CPU backend of the decode seam (decode_backend.h).
+class DecodeAttention : public DecodeBackend {
  public:
-  // num_q_heads must be a multiple of the cache's num_kv_heads. threads ≤ 0: OpenMP's default.
+  // As a backend: plan() makes the policy. threads ≤ 0: OpenMP's default.
+  explicit DecodeAttention(const PagedKVCache& cache, int threads = 0);
+  // With a policy the caller keeps alive (tests, benchmarks); scale 1/sqrt(head_dim).
+  // num_q_heads must be a multiple of the cache's num_kv_heads.
   DecodeAttention(const PagedKVCache& cache, const SelectionPolicy& policy, int num_q_heads,
                   int threads = 0);
+
+  void plan(const DecodePlan& plan) override;
+  // Runs step.seqs (the CPU reads its cache; step.tables and step.stream are not used). Stage
+  // times go to the sink set by set_times().
+  void run(int layer, const DecodeStep& step, const float* q, float* out) override;
+  const DecodePlan& current_plan() const override { return plan_; }
+  void set_times(StageTimes* times) { times_sink_ = times; }
 
   // q and out: [seqs.size()][num_q_heads][head_dim] fp32. Sequence i attends over its keys of
   // `layer` (its current token already appended).
@@ -35,13 +49,18 @@ class DecodeAttention {
 
   // The selection of the last run() for batch entry b and KV head h (tests, recall metrics).
   const HeadScratch& scratch(int b, int kv_head) const;
+  const SelectionPolicy& policy() const { return *policy_; }
 
  private:
   const PagedKVCache& cache_;
-  const SelectionPolicy& policy_;
-  int num_q_heads_;
-  int group_;
+  std::unique_ptr<SelectionPolicy> owned_policy_;
+  const SelectionPolicy* policy_ = nullptr;
+  DecodePlan plan_;
+  int num_q_heads_ = 0;
+  int group_ = 1;
   int threads_;
+  float scale_ = 0;
+  StageTimes* times_sink_ = nullptr;
   std::vector<HeadTask> tasks_;
   std::vector<HeadScratch> scratch_;
 };

@@ -11,6 +11,8 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "adamas/cache/paged_kv_cache.h"
@@ -37,9 +39,23 @@ class LlamaModel {
   std::vector<float> inv_freq_;
 };
 
+// Where a Session runs: the CPU runtime (src/model) or the CUDA runtime (src/cuda/model).
+enum class Device { kCpu, kCuda };
+std::string_view device_name(Device device);
+// "cpu", "cuda" or "auto" (cuda when this build has the CUDA runtime and a GPU is usable).
+Device parse_device(std::string_view name);
+// True when this build includes the CUDA runtime and a CUDA device can be used.
+bool cuda_runtime_available();
+// Empty when `device` runs `policy`, else why not (e.g. "quest runs on the CPU only").
+std::string unsupported_reason(Device device, const PolicyConfig& policy);
+// Device memory copy bandwidth in GB/s (bytes read + written per second), measured now: a large
+// device-to-device copy on cuda, a host memcpy on cpu.
+double copy_bandwidth_gbps(Device device);
+
 struct RuntimeOptions {
   PolicyConfig policy;  // default: full
-  DType kv_dtype = DType::kF16;
+  Device device = Device::kCpu;
+  DType kv_dtype = DType::kF16;  // the GPU cache holds f16 or bf16
   int page_size = 64;
   int max_tokens = 4096;    // KV cache capacity over all sequences (rounded up to pages)
   int max_batch = 1;        // sequences alive at once (capacity is max_tokens in total)
@@ -48,20 +64,38 @@ struct RuntimeOptions {
   // Store key codes and Quest min/max whatever the policy, so that set_policy() can switch to
   // any policy over the same cache (evaluations comparing policies after one prefill).
   bool any_policy = false;
+  // GPU: f32 checkpoints are converted to bf16 on upload unless this is set (then the GPU runs
+  // f32 GEMMs and activations; f16/bf16 weights are always kept as stored).
+  bool gpu_f32_weights = false;
+  // GPU: replay decode steps as CUDA graphs (captured per batch size and context bucket).
+  bool cuda_graphs = true;
 };
 
+// Called at every decode step, for every layer, with the step's post-RoPE queries
+// [seqs.size()][num_heads][head_dim] (host memory) after the step's K/V were appended to the cache
+// and before attention (evaluations capture real queries with it). Empty: none.
+using QueryObserver = std::function<void(int layer, std::span<const SeqId> seqs, const float* q)>;
+
+class SessionBackend;
+
+// An inference session over a model: a paged KV cache, a decode policy and the backend that runs
+// the forward pass (options.device). The facade is the same for every backend; what only one
+// backend can give (the CPU cache's views) says so when asked of another.
 class Session {
  public:
   Session(const LlamaModel& model, RuntimeOptions options);
   ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   SeqId add_sequence();
   void remove_sequence(SeqId seq);
   int length(SeqId seq) const;
 
   // Appends `tokens` to the sequence, in chunks of options.prefill_chunk. logits: [vocab] for the
-  // last token, or [tokens.size()][vocab] with all_logits. progress(done, total) after each chunk.
-  // With thresholds=calibrated the policy's key thresholds are calibrated afterwards.
+  // last token, or [tokens.size()][vocab] with all_logits (host memory). progress(done, total)
+  // after each chunk. With thresholds=calibrated the policy's key thresholds are calibrated
+  // afterwards.
   void prefill(SeqId seq, std::span<const int32_t> tokens, float* logits, bool all_logits = false,
                const std::function<void(int, int)>& progress = {});
 
@@ -74,39 +108,25 @@ class Session {
   // bits) are restored; codes of stored keys are re-encoded where the thresholds change.
   void set_policy(const PolicyConfig& policy);
 
-  // Called at every decode step, for every layer, with the step's post-RoPE queries
-  // [seqs.size()][num_heads][head_dim] after the step's K/V were appended to the cache and before
-  // attention (evaluations capture real queries with it). Empty: none.
-  using QueryObserver =
-      std::function<void(int layer, std::span<const SeqId> seqs, const float* q)>;
-  void set_query_observer(QueryObserver observer) { query_observer_ = std::move(observer); }
+  void set_query_observer(QueryObserver observer);
 
-  // One token for each sequence (a batch): logits [seqs.size()][vocab].
+  // One token for each sequence (a batch): logits [seqs.size()][vocab] (host memory).
   void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits);
 
   const LlamaModel& model() const { return model_; }
-  const PagedKVCache& cache() const { return *cache_; }
-  const SelectionPolicy& policy() const { return *policy_; }
-  const RuntimeOptions& options() const { return options_; }
+  // The CPU backend's cache (views for evaluations); throws on another backend.
+  const PagedKVCache& cache() const;
+  size_t cache_bytes() const;
+  int free_pages() const;
+  const PolicyConfig& policy_config() const;
+  const RuntimeOptions& options() const;
   // Decode attention stage times accumulated over decode() calls.
-  const StageTimes& attention_times() const { return times_; }
+  const StageTimes& attention_times() const;
+  SessionBackend& backend() { return *backend_; }
 
  private:
-  struct Buffers;
-  void forward_layer(int layer, int n, const int32_t* positions, Buffers& b,
-                     const std::function<void(const float* q, float* out)>& attend);
-  void logits(const float* hidden, int n, float* out);
-  void check_window(int length) const;
-
   const LlamaModel& model_;
-  RuntimeOptions options_;
-  std::unique_ptr<PagedKVCache> cache_;
-  std::unique_ptr<SelectionPolicy> policy_;
-  std::unique_ptr<DecodeAttention> decode_;
-  std::unique_ptr<DecodeAttention> decode_serial_;  // steps too small to be worth a thread team
-  std::unique_ptr<Buffers> buf_;
-  StageTimes times_;
-  QueryObserver query_observer_;
+  std::unique_ptr<SessionBackend> backend_;
 };
 
 }  // namespace adamas::model
