@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <mutex>
+#include <vector>
 
 #include "cuda/launch.h"
 
@@ -42,6 +44,38 @@ std::string device_summary() {
   check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
   return fmt::format("{} (sm_{}{}, {} SMs, {} MiB L2, {} GiB)", p.name, p.major, p.minor,
                      p.multiProcessorCount, p.l2CacheSize >> 20, p.totalGlobalMem >> 30);
+}
+
+double copy_bandwidth_gbps() {
+  constexpr size_t kBytes = size_t{1} << 30;
+  DeviceBuffer<char> src(kBytes), dst(kBytes);
+  src.fill_bytes(1);
+  dst.fill_bytes(0);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  std::vector<float> ms;
+  try {
+    for (int rep = 0; rep < 2 + 9; ++rep) {  // 2 warm-ups, then 9 timed
+      check(cudaEventRecord(start), "cudaEventRecord");
+      check(cudaMemcpyAsync(dst.data(), src.data(), kBytes, cudaMemcpyDeviceToDevice),
+            "cudaMemcpyAsync");
+      check(cudaEventRecord(stop), "cudaEventRecord");
+      check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+      float t = 0;
+      check(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
+      if (rep >= 2) ms.push_back(t);
+    }
+  } catch (...) {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    throw;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  const double seconds = ms[ms.size() / 2] * 1e-3;
+  return 2.0 * kBytes / seconds / 1e9;
 }
 
 namespace detail {

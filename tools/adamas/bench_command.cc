@@ -19,7 +19,7 @@
 #include "adamas/core/hadamard.h"
 #include "adamas/decode/decode_attention.h"
 #include "adamas/policy/policy.h"
-#include "bandwidth.h"
+#include "adamas/runtime/bandwidth.h"
 #include "progress.h"
 
 namespace adamas::cli {
@@ -131,18 +131,20 @@ int run_bench(const BenchOptions& o) {
   PolicyConfig full;
   full.kind = PolicyKind::kFull;
 
-  fmt::print("adamas bench: decode attention, one layer, {} q / {} KV heads, head_dim {}, {} KV, "
-             "batch {}, page {}\n",
-             o.heads, o.kv_heads, o.head_dim, o.dtype, o.batch, o.page_size);
-  fmt::print("policy {}; SIMD {}; {} threads; median of {} runs; caches flushed: {}\n",
-             sparse.describe(), simd_target(), threads, o.reps,
-             o.flush ? fmt::format("yes ({} MiB written)", CacheFlusher::flush_bytes() >> 20)
-                     : "no");
-  const double copy_gbs = measure_copy_bandwidth(threads);
-  const double read_gbs = measure_read_bandwidth(threads);
-  fmt::print("memory bandwidth: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s; load "
-             "average {}\n\n",
-             copy_gbs, read_gbs, load_average());
+  fmt::print(
+      "adamas bench: decode attention, one layer, {} q / {} KV heads, head_dim {}, {} KV, "
+      "batch {}, page {}\n",
+      o.heads, o.kv_heads, o.head_dim, o.dtype, o.batch, o.page_size);
+  fmt::print(
+      "policy {}; SIMD {}; {} threads; median of {} runs; caches flushed: {}\n", sparse.describe(),
+      simd_target(), threads, o.reps,
+      o.flush ? fmt::format("yes ({} MiB written)", CacheFlusher::flush_bytes() >> 20) : "no");
+  const double copy_gbs = model::host_copy_bandwidth_gbps(threads);
+  const double read_gbs = model::host_read_bandwidth_gbps(threads);
+  fmt::print(
+      "memory bandwidth: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s; load "
+      "average {}\n\n",
+      copy_gbs, read_gbs, load_average());
 
   std::ofstream csv(o.csv);
   if (!csv) throw adamas::Error(fmt::format("cannot write CSV file '{}'", o.csv));
@@ -205,29 +207,32 @@ int run_bench(const BenchOptions& o) {
       const double est_gbs =
           sparse.kind == PolicyKind::kAdamas && t.estimate > 0 ? code_bytes / t.estimate / 1e9 : 0;
       const double speedup = dense.total / t.total;
-      fmt::print("{:>8} {:>6} {:>9.3f} | {:>8.3f} {:>9.3f} {:>8.3f} {:>8.3f} {:>9.3f} | {:>6.1f}x "
-                 "| {:>9.1f} {:>9.1f}\n",
-                 ctx, budget, dense.total * 1e3, t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3,
-                 t.attention * 1e3, t.total * 1e3, speedup, dense_gbs, est_gbs);
-      csv << fmt::format("{},{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
-                         "{:.3f},{:.2f},{:.2f},{:.2f},{:.2f},{}\n",
-                         ctx, budget, o.batch, o.heads, o.kv_heads, o.head_dim, o.dtype,
-                         policy_kind_name(pc.kind), simd_target(), threads, dense.total * 1e3,
-                         t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3, t.attention * 1e3,
-                         t.total * 1e3, speedup, dense_gbs, est_gbs, copy_gbs, read_gbs,
-                         load_average());
+      fmt::print(
+          "{:>8} {:>6} {:>9.3f} | {:>8.3f} {:>9.3f} {:>8.3f} {:>8.3f} {:>9.3f} | {:>6.1f}x "
+          "| {:>9.1f} {:>9.1f}\n",
+          ctx, budget, dense.total * 1e3, t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3,
+          t.attention * 1e3, t.total * 1e3, speedup, dense_gbs, est_gbs);
+      csv << fmt::format(
+          "{},{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
+          "{:.3f},{:.2f},{:.2f},{:.2f},{:.2f},{}\n",
+          ctx, budget, o.batch, o.heads, o.kv_heads, o.head_dim, o.dtype, policy_kind_name(pc.kind),
+          simd_target(), threads, dense.total * 1e3, t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3,
+          t.attention * 1e3, t.total * 1e3, speedup, dense_gbs, est_gbs, copy_gbs, read_gbs,
+          load_average());
     }
     csv.flush();
   }
-  fmt::print("\ndense GB/s counts K and V bytes read; est GB/s counts key-code bytes read.\n"
-             "machine: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s.\nwrote {}\n",
-             copy_gbs, read_gbs, o.csv);
+  fmt::print(
+      "\ndense GB/s counts K and V bytes read; est GB/s counts key-code bytes read.\n"
+      "machine: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s.\nwrote {}\n",
+      copy_gbs, read_gbs, o.csv);
   return 0;
 }
 
 void add_bench_command(CLI::App& app, int& status) {
   auto o = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Time one layer's decode attention: Adamas stages vs dense");
+  CLI::App* cmd =
+      app.add_subcommand("bench", "Time one layer's decode attention: Adamas stages vs dense");
   cmd->add_option("--contexts", o->contexts, "context lengths (tokens)")->delimiter(',');
   cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',');
   cmd->add_option("--heads", o->heads, "query heads");

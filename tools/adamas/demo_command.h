@@ -20,6 +20,7 @@ struct DemoOptions {
   int budget = 64;
   std::vector<std::string> policies{"full", "adamas", "quest", "streaming"};
   int threads = 0;
+  std::string device = "auto";  // cpu | cuda | auto; policies the device cannot run are skipped
 };
 
 void add_demo_command(CLI::App& app, int& status);

@@ -34,22 +34,27 @@ struct Common {
   std::vector<int> budgets;           // empty: the evaluation's default
   int page_size = 16;
   int threads = 1;
-  int jobs = 0;  // 0: cores / threads
+  int jobs = 0;  // 0: cores / threads (1 on cuda)
+  std::string device = "auto";
 };
 
 void add_common(CLI::App* cmd, Common& c) {
   cmd->add_option("--model", c.model, "model directory (config.json, safetensors, tokenizer)");
   cmd->add_option("--out-dir", c.out_dir, "directory for the CSV files");
-  cmd->add_option("--policies", c.policies, "';'-separated policy specs (full, oracle, adamas[:...], quest, streaming)")
+  cmd->add_option("--policies", c.policies,
+                  "';'-separated policy specs (full, oracle, adamas[:...], quest, streaming)")
       ->delimiter(';');
   cmd->add_option("--budgets", c.budgets, "token budgets of the sparse policies")->delimiter(',');
   cmd->add_option("--page-size", c.page_size, "KV cache page size (Quest's page)");
   cmd->add_option("--threads", c.threads, "threads per job");
-  cmd->add_option("--jobs", c.jobs, "jobs in parallel (default: cores / threads)");
+  cmd->add_option("--jobs", c.jobs, "jobs in parallel (default: cores / threads; 1 on cuda)");
+  cmd->add_option("--device", c.device,
+                  "cpu, cuda or auto (cuda when usable); cuda runs full and adamas only");
 }
 
-int jobs_of(const Common& c) {
+int jobs_of(const Common& c, model::Device device) {
   if (c.jobs > 0) return c.jobs;
+  if (device == model::Device::kCuda) return 1;  // one GPU: sessions in turn
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   return std::max(1, cores / std::max(c.threads, 1));
 }
@@ -63,16 +68,6 @@ std::ofstream open_csv(const fs::path& p) {
   std::ofstream out(p);
   if (!out) throw Error(fmt::format("cannot write CSV file '{}'", p.string()));
   return out;
-}
-
-std::string csv_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"') out += "\"\"";
-    else if (ch == '\n') out += "\\n";
-    else out += ch;
-  }
-  return out + "\"";
 }
 
 struct Loaded {
@@ -107,32 +102,44 @@ template <class Row>
 void collect_axes(const std::vector<Row>& rows, std::vector<std::string>& labels,
                   std::vector<int>& budgets) {
   for (const Row& r : rows) {
-    if (std::find(labels.begin(), labels.end(), r.policy) == labels.end()) labels.push_back(r.policy);
-    if (std::find(budgets.begin(), budgets.end(), r.budget) == budgets.end()) budgets.push_back(r.budget);
+    if (std::find(labels.begin(), labels.end(), r.policy) == labels.end())
+      labels.push_back(r.policy);
+    if (std::find(budgets.begin(), budgets.end(), r.budget) == budgets.end())
+      budgets.push_back(r.budget);
   }
   std::sort(budgets.begin(), budgets.end());
 }
 
-// The options every evaluation shares, from the command line into its own options.
+// The options every evaluation shares, from the command line into its own options, checked
+// before any work: the device (printed), and the policies it runs (given ones must all run;
+// defaults it cannot run are left out, with a note).
 template <class Options>
-void apply_common(const Common& c, Options& o) {
+void apply_common(const Common& c, Options& o, const eval::DeviceChoice& device) {
   if (!c.policies.empty()) o.policies = c.policies;
+  std::string left_out;
+  o.policies = eval::specs_for_device(device.device, o.policies, !c.policies.empty(), "--policies",
+                                      &left_out);
   if (!c.budgets.empty()) o.budgets = c.budgets;
   o.page_size = c.page_size;
   o.threads = c.threads;
-  o.jobs = jobs_of(c);
+  o.jobs = jobs_of(c, device.device);
+  if constexpr (requires { o.device; }) o.device = device.device;
+  fmt::print("{}\n", device.describe());
+  if (!left_out.empty())
+    fmt::print("left out of the default policies (they run on the CPU only): {}\n", left_out);
 }
 
 // ---------------------------------------------------------------------------------- passkey
 
 int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
-  apply_common(c, o);
+  apply_common(c, o, eval::choose_device(c.device));
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
-  fmt::print("adamas eval passkey: {} ({})\nlengths {}, depths {}, {} trial(s); {} jobs × {} "
-             "thread(s); one dense prefill per prompt, every policy × budget decodes from it\n",
-             c.model, m.model->config().describe(), fmt::join(o.lengths, ","),
-             fmt::join(o.depths, ","), o.trials, o.jobs, o.threads);
+  fmt::print(
+      "adamas eval passkey: {} ({})\nlengths {}, depths {}, {} trial(s); {} jobs × {} "
+      "thread(s); one dense prefill per prompt, every policy × budget decodes from it\n",
+      c.model, m.model->config().describe(), fmt::join(o.lengths, ","), fmt::join(o.depths, ","),
+      o.trials, o.jobs, o.threads);
   std::vector<eval::PasskeyRow> rows;
   {
     Progress p("passkey", 1000);
@@ -148,8 +155,8 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
            "prefill_s\n";
     for (const auto& r : rows)
       csv << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{:.2f}\n", r.length, r.prompt_tokens,
-                         r.depth, r.trial, r.key, csv_quote(r.policy), r.budget, int(r.dense),
-                         int(r.correct), r.tokens_right, csv_quote(r.answer), r.prefill_s);
+                         r.depth, r.trial, r.key, eval::csv_quote(r.policy), r.budget, int(r.dense),
+                         int(r.correct), r.tokens_right, eval::csv_quote(r.answer), r.prefill_s);
   }
   // Accuracy by (policy, budget, length, depth).
   struct Cell {
@@ -170,24 +177,27 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
     csv << "policy,budget,length,depth,trials,correct,accuracy\n";
     for (const auto& [k, v] : cells) {
       const auto& [pol, b, L, d] = k;
-      csv << fmt::format("{},{},{},{},{},{},{:.4f}\n", csv_quote(pol), b, L, d, v.n, v.ok,
+      csv << fmt::format("{},{},{},{},{},{},{:.4f}\n", eval::csv_quote(pol), b, L, d, v.n, v.ok,
                          double(v.ok) / v.n);
     }
   }
   std::vector<std::string> labels;
   std::vector<int> budgets;
   collect_axes(rows, labels, budgets);
-  auto fmt_cell = [](const Cell* cl) { return cl ? fmt::format("{:.2f}", double(cl->ok) / cl->n) : std::string("-"); };
+  auto fmt_cell = [](const Cell* cl) {
+    return cl ? fmt::format("{:.2f}", double(cl->ok) / cl->n) : std::string("-");
+  };
   for (int L : o.lengths) {
     int tokens = 0;
     for (const auto& r : rows)
       if (r.length == L) tokens = r.prompt_tokens;
-    print_table(fmt::format("passkey accuracy, context {} (prompt {} tokens), {} depths × {} trials",
-                            L, tokens, o.depths.size(), o.trials),
-                labels, budgets, [&](const std::string& pol, int b) {
-                  auto it = by_length.find({pol, b, L});
-                  return fmt_cell(it == by_length.end() ? nullptr : &it->second);
-                });
+    print_table(
+        fmt::format("passkey accuracy, context {} (prompt {} tokens), {} depths × {} trials", L,
+                    tokens, o.depths.size(), o.trials),
+        labels, budgets, [&](const std::string& pol, int b) {
+          auto it = by_length.find({pol, b, L});
+          return fmt_cell(it == by_length.end() ? nullptr : &it->second);
+        });
   }
   print_table("passkey accuracy, all lengths", labels, budgets, [&](const std::string& pol, int b) {
     auto it = overall.find({pol, b});
@@ -195,21 +205,23 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
   });
   double prefill = 0;
   for (const auto& r : rows) prefill += r.prefill_s;
-  fmt::print("\n{} rows in {:.0f}s (a full-attention row marks budgets ≥ context: 'all').\n"
-             "wrote {}/passkey.csv and passkey_summary.csv\n",
-             rows.size(), secs, c.out_dir);
+  fmt::print(
+      "\n{} rows in {:.0f}s (a full-attention row marks budgets ≥ context: 'all').\n"
+      "wrote {}/passkey.csv and passkey_summary.csv\n",
+      rows.size(), secs, c.out_dir);
   return 0;
 }
 
 // -------------------------------------------------------------------------------------- ppl
 
 int run_ppl_command(const Common& c, eval::PplOptions o) {
-  apply_common(c, o);
+  apply_common(c, o, eval::choose_device(c.device));
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
-  fmt::print("adamas eval ppl: {} on {}: {} document(s), dense prefix {} then {} tokens decoded "
-             "one at a time through each policy; {} jobs × {} thread(s)\n",
-             c.model, o.text.string(), o.docs, o.prefix, o.tokens, o.jobs, o.threads);
+  fmt::print(
+      "adamas eval ppl: {} on {}: {} document(s), dense prefix {} then {} tokens decoded "
+      "one at a time through each policy; {} jobs × {} thread(s)\n",
+      c.model, o.text.string(), o.docs, o.prefix, o.tokens, o.jobs, o.threads);
   eval::PplResult res;
   {
     Progress p("ppl (decode tokens)", 1000);
@@ -225,13 +237,13 @@ int run_ppl_command(const Common& c, eval::PplOptions o) {
     auto csv = open_csv(out_file(c, "ppl.csv"));
     csv << "policy,budget,dense,docs,tokens,nll,ppl,rel_to_full,decode_s\n";
     for (const auto& r : res.rows)
-      csv << fmt::format("{},{},{},{},{},{:.6f},{:.5f},{:.5f},{:.1f}\n", csv_quote(r.policy),
+      csv << fmt::format("{},{},{},{},{},{:.6f},{:.5f},{:.5f},{:.1f}\n", eval::csv_quote(r.policy),
                          r.budget, int(r.dense), r.docs, r.tokens, r.nll, r.ppl,
                          full_ppl > 0 ? r.ppl / full_ppl - 1 : 0.0, r.seconds);
     auto curve = open_csv(out_file(c, "ppl_curve.csv"));
     curve << "policy,budget,begin,end,tokens,nll,ppl\n";
     for (const auto& r : res.curve)
-      curve << fmt::format("{},{},{},{},{},{:.6f},{:.5f}\n", csv_quote(r.policy), r.budget,
+      curve << fmt::format("{},{},{},{},{},{:.6f},{:.5f}\n", eval::csv_quote(r.policy), r.budget,
                            r.begin, r.end, r.tokens, r.nll, r.ppl);
   }
   std::vector<std::string> labels;
@@ -245,12 +257,12 @@ int run_ppl_command(const Common& c, eval::PplOptions o) {
   fmt::print("documents: ");
   for (const auto& n : res.doc_names) fmt::print("'{}' ", n);
   fmt::print("\n");
-  print_table(fmt::format("perplexity (decode mode, positions {}..{})", o.prefix + 1,
-                          o.prefix + o.tokens),
-              labels, budgets, [&](const std::string& pol, int b) {
-                const auto* r = find(pol, b);
-                return r ? fmt::format("{:.3f}", r->ppl) : std::string("-");
-              });
+  print_table(
+      fmt::format("perplexity (decode mode, positions {}..{})", o.prefix + 1, o.prefix + o.tokens),
+      labels, budgets, [&](const std::string& pol, int b) {
+        const auto* r = find(pol, b);
+        return r ? fmt::format("{:.3f}", r->ppl) : std::string("-");
+      });
   print_table("perplexity relative to full attention (%)", labels, budgets,
               [&](const std::string& pol, int b) {
                 const auto* r = find(pol, b);
@@ -264,14 +276,24 @@ int run_ppl_command(const Common& c, eval::PplOptions o) {
 // ----------------------------------------------------------------------------------- recall
 
 int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) {
-  apply_common(c, o);
+  // The captures read K/V from the CPU cache's host views (Session::cache()).
+  eval::DeviceChoice device = eval::choose_device(c.device);
+  if (device.device == model::Device::kCuda) {
+    if (c.device == "cuda")
+      throw Error(
+          "eval recall reads the keys and values from the CPU KV cache: --device cuda is "
+          "not supported (use --device cpu)");
+    device = {model::Device::kCpu, "eval recall reads the CPU KV cache"};
+  }
+  apply_common(c, o, device);
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
-  fmt::print("adamas eval recall: {}: queries/keys captured over {} decode steps at the end of "
-             "passkey prompts (lengths {}, depths {}) and {} held-out window(s) of {} tokens; "
-             "{} jobs\n",
-             c.model, o.steps, fmt::join(o.lengths, ","), fmt::join(o.depths, ","), o.text_docs,
-             o.text_tokens, o.jobs);
+  fmt::print(
+      "adamas eval recall: {}: queries/keys captured over {} decode steps at the end of "
+      "passkey prompts (lengths {}, depths {}) and {} held-out window(s) of {} tokens; "
+      "{} jobs\n",
+      c.model, o.steps, fmt::join(o.lengths, ","), fmt::join(o.depths, ","), o.text_docs,
+      o.text_tokens, o.jobs);
   eval::RecallResult res;
   {
     Progress p("recall", 1000);
@@ -284,14 +306,14 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
     auto csv = open_csv(out_file(c, "recall.csv"));
     csv << "kind,policy,budget,layer,head,queries,recall,attention_mass,output_rel_error\n";
     for (const auto& r : res.rows)
-      csv << fmt::format("{},{},{},{},{},{},{:.5f},{:.5f},{:.6f}\n", r.kind, csv_quote(r.policy),
-                         r.budget, r.layer, r.head, r.queries, r.recall, r.mass, r.error);
+      csv << fmt::format("{},{},{},{},{},{},{:.5f},{:.5f},{:.6f}\n", r.kind,
+                         eval::csv_quote(r.policy), r.budget, r.layer, r.head, r.queries, r.recall,
+                         r.mass, r.error);
     auto b = open_csv(out_file(c, "recall_buckets.csv"));
     b << "kind,layer,vector,share_b0,share_b1,share_b2,share_b3,rms,elements\n";
     for (const auto& r : res.buckets)
       b << fmt::format("{},{},{},{:.5f},{:.5f},{:.5f},{:.5f},{:.4f},{}\n", r.kind, r.layer,
-                       r.vector, r.share[0], r.share[1], r.share[2], r.share[3], r.rms,
-                       r.elements);
+                       r.vector, r.share[0], r.share[1], r.share[2], r.share[3], r.rms, r.elements);
   }
   // Summary over layers ≥ sparse_from and all heads, per kind and for both kinds.
   struct S {
@@ -314,7 +336,7 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
     csv << "kind,policy,budget,layers_from,recall,attention_mass,output_rel_error\n";
     for (const auto& [k, s] : sum) {
       const auto& [kind, pol, b] = k;
-      csv << fmt::format("{},{},{},{},{:.5f},{:.5f},{:.6f}\n", kind, csv_quote(pol), b,
+      csv << fmt::format("{},{},{},{},{:.5f},{:.5f},{:.6f}\n", kind, eval::csv_quote(pol), b,
                          sparse_from, s.recall / s.n, s.mass / s.n, s.error / s.n);
     }
   }
@@ -332,17 +354,19 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
                                : fmt::format("{:.3f}", it->second.*field / it->second.n);
       };
     };
-    print_table(fmt::format("recall of the exact top-k, {} queries, layers ≥ {}", kind, sparse_from),
-                labels, budgets, cell(&S::recall));
+    print_table(
+        fmt::format("recall of the exact top-k, {} queries, layers ≥ {}", kind, sparse_from),
+        labels, budgets, cell(&S::recall));
     print_table(fmt::format("attention mass captured, {} queries, layers ≥ {}", kind, sparse_from),
                 labels, budgets, cell(&S::mass));
     print_table(fmt::format("relative error of the attention output, {} queries, layers ≥ {}", kind,
                             sparse_from),
                 labels, budgets, cell(&S::error));
   }
-  fmt::print("\nbucket occupancy of the paper's 2-bit thresholds {{-10,0,10}} (Hadamard-transformed):\n"
-             "{:<8} {:>5} {:<6} {:>7} {:>7} {:>7} {:>7} {:>8}\n",
-             "kind", "layer", "vector", "<-10", "-10..0", "0..10", ">10", "rms");
+  fmt::print(
+      "\nbucket occupancy of the paper's 2-bit thresholds {{-10,0,10}} (Hadamard-transformed):\n"
+      "{:<8} {:>5} {:<6} {:>7} {:>7} {:>7} {:>7} {:>8}\n",
+      "kind", "layer", "vector", "<-10", "-10..0", "0..10", ">10", "rms");
   for (const auto& b : res.buckets)
     fmt::print("{:<8} {:>5} {:<6} {:>7.4f} {:>7.4f} {:>7.4f} {:>7.4f} {:>8.3f}\n", b.kind, b.layer,
                b.vector, b.share[0], b.share[1], b.share[2], b.share[3], b.rms);

@@ -14,12 +14,28 @@
 #include "adamas/model/llama.h"
 #include "adamas/model/sampler.h"
 #include "adamas/model/tokenizer.h"
+#include "eval/common.h"
 #include "progress.h"
 
 namespace adamas::cli {
 
 int run_generate(const GenerateOptions& o) {
   using clock = std::chrono::steady_clock;
+  // Every option the device constrains is checked before anything is loaded.
+  const eval::DeviceChoice device = eval::choose_device(o.device);
+  model::RuntimeOptions ro;
+  ro.device = device.device;
+  ro.policy = parse_policy(o.policy);
+  if (o.budget > 0) ro.policy.budget = o.budget;
+  if (o.dense_layers >= 0) ro.policy.dense_layers = o.dense_layers;
+  eval::check_policy_on_device(ro.device, ro.policy, o.policy, "--policy");
+  ro.kv_dtype = parse_dtype(o.kv_dtype);
+  eval::check_kv_dtype_on_device(ro.device, ro.kv_dtype, "--kv-dtype");
+  ro.page_size = o.page_size;
+  ro.prefill_chunk = o.prefill_chunk;
+  ro.threads = o.threads;
+  ro.cuda_graphs = !o.no_cuda_graphs;
+
   std::string prompt = o.prompt;
   if (!o.prompt_file.empty()) {
     std::ifstream in(o.prompt_file, std::ios::binary);
@@ -34,23 +50,16 @@ int run_generate(const GenerateOptions& o) {
   const auto& mc = model->config();
   fmt::print(stderr, "model: {}\n", mc.describe());
   fmt::print(stderr, "tokenizer: {}\n", tokenizer->describe());
+  fmt::print(stderr, "{}\n", device.describe());
 
   std::vector<int32_t> ids =
       o.no_bos ? tokenizer->encode(prompt) : tokenizer->encode_prompt(prompt);
   if (ids.empty()) throw Error("the prompt encodes to no tokens");
 
-  model::RuntimeOptions ro;
-  ro.policy = parse_policy(o.policy);
-  if (o.budget > 0) ro.policy.budget = o.budget;
-  if (o.dense_layers >= 0) ro.policy.dense_layers = o.dense_layers;
-  ro.kv_dtype = parse_dtype(o.kv_dtype);
-  ro.page_size = o.page_size;
-  ro.prefill_chunk = o.prefill_chunk;
-  ro.threads = o.threads;
   ro.max_tokens = static_cast<int>(ids.size()) + o.max_new_tokens + 1;
   model::Session session(*model, ro);
   fmt::print(stderr, "policy: {}; KV cache {} ({:.1f} MiB); {} prompt tokens; loaded in {:.2f}s\n",
-             ro.policy.describe(), o.kv_dtype, session.cache().bytes() / 1048576.0, ids.size(),
+             ro.policy.describe(), o.kv_dtype, session.cache_bytes() / 1048576.0, ids.size(),
              std::chrono::duration<double>(clock::now() - t_load).count());
 
   model::GenerationConfig gc;
@@ -84,25 +93,30 @@ int run_generate(const GenerateOptions& o) {
   progress.reset();
   fmt::print("{}\n", streamer.finish());
 
-  const auto& t = session.attention_times();
   fmt::print(stderr,
              "\nprefill: {} tokens in {:.3f}s ({:.1f} tokens/s)\n"
-             "decode:  {} tokens in {:.3f}s ({:.2f} tokens/s, {:.1f} ms/token){}\n"
-             "decode attention: {:.3f}s (encode {:.3f}, estimate {:.3f}, top-k {:.3f}, "
-             "attention {:.3f})\n",
+             "decode:  {} tokens in {:.3f}s ({:.2f} tokens/s, {:.1f} ms/token){}\n",
              stats.prompt_tokens, stats.prefill_seconds,
              stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9), stats.new_tokens,
              stats.decode_seconds, stats.decode_steps / std::max(stats.decode_seconds, 1e-9),
              1e3 * stats.decode_seconds / std::max(stats.decode_steps, 1),
-             stats.stopped ? ", stopped at a stop token" : "", t.wall, t.encode, t.estimate, t.topk,
-             t.attention);
+             stats.stopped ? ", stopped at a stop token" : "");
+  // The GPU times the step, not its attention stages (they stay zero there).
+  if (ro.device == model::Device::kCpu) {
+    const auto& t = session.attention_times();
+    fmt::print(stderr,
+               "decode attention: {:.3f}s (encode {:.3f}, estimate {:.3f}, top-k {:.3f}, "
+               "attention {:.3f})\n",
+               t.wall, t.encode, t.estimate, t.topk, t.attention);
+  }
   return 0;
 }
 
 void add_generate_command(CLI::App& app, int& status) {
   auto o = std::make_shared<GenerateOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "generate", "Generate text with a Hugging Face Llama/Mistral/Qwen2 checkpoint on the CPU");
+      "generate",
+      "Generate text with a Hugging Face Llama/Mistral/Qwen2 checkpoint on the CPU or the GPU");
   cmd->add_option("--model", o->model, "model directory (config.json, *.safetensors, tokenizer)")
       ->required();
   auto* p = cmd->add_option("--prompt", o->prompt, "prompt text");
@@ -120,11 +134,15 @@ void add_generate_command(CLI::App& app, int& status) {
   cmd->add_option("--seed", o->seed, "sampling seed");
   cmd->add_option("--stop-token", o->stop_tokens, "extra stop token ids")->delimiter(',');
   cmd->add_flag("--ignore-eos", o->ignore_eos, "do not stop at the model's eos tokens");
-  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f16, bf16 or f32");
+  cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f16, bf16 or f32 (cpu only)");
+  cmd->add_option("--device", o->device,
+                  "cpu, cuda or auto (cuda when usable); cuda runs full and adamas only");
   cmd->add_option("--page-size", o->page_size, "KV cache page size (tokens)");
   cmd->add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per prefill step");
   cmd->add_option("--threads", o->threads, "threads (default: all cores)");
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
+  cmd->add_flag("--no-cuda-graphs", o->no_cuda_graphs,
+                "cuda: launch each decode step's kernels one by one instead of replaying a graph");
   cmd->callback([o, p, pf, &status] {
     if (p->count() == 0 && pf->count() == 0) throw Error("give --prompt TEXT or --prompt-file F");
     status = run_generate(*o);

@@ -1,5 +1,5 @@
-// `adamas generate`: run a Hugging Face Llama-family checkpoint on the CPU: prefill the prompt,
-// then decode with the chosen attention policy, streaming the text.
+// `adamas generate`: run a Hugging Face Llama-family checkpoint on the CPU or the GPU (--device):
+// prefill the prompt, then decode with the chosen attention policy, streaming the text.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,8 @@ struct GenerateOptions {
   int prefill_chunk = 256;
   int threads = 0;
   bool no_bos = false;
+  std::string device = "auto";  // cpu | cuda | auto
+  bool no_cuda_graphs = false;   // cuda: launch decode steps one kernel at a time
 };
 
 void add_generate_command(CLI::App& app, int& status);

@@ -80,6 +80,81 @@ void ProgressCounter::add(int64_t n) {
   if (fn_) fn_(std::min(done_, total_), total_);
 }
 
+std::string DeviceChoice::describe() const {
+  std::string s = fmt::format("device: {}", model::device_name(device));
+  if (!why_cpu.empty()) s += fmt::format(" (auto: {})", why_cpu);
+  return s;
+}
+
+namespace {
+
+std::string why_no_cuda() {
+#ifdef ADAMAS_BUILT_WITH_CUDA
+  return "no usable CUDA device";
+#else
+  return "this build has no CUDA runtime";
+#endif
+}
+
+}  // namespace
+
+DeviceChoice choose_device(const std::string& value, const std::string& flag) {
+  if (value != "cpu" && value != "cuda" && value != "auto")
+    throw Error(fmt::format("{}: unknown device '{}': expected cpu, cuda or auto", flag, value));
+  DeviceChoice c;
+  c.device = model::parse_device(value);
+  if (value == "cuda" && !model::cuda_runtime_available())
+    throw Error(fmt::format("{} cuda: {}; use {} cpu", flag, why_no_cuda(), flag));
+  if (value == "auto" && c.device == model::Device::kCpu) c.why_cpu = why_no_cuda();
+  return c;
+}
+
+void check_policy_on_device(model::Device device, const PolicyConfig& policy,
+                            const std::string& spec, const std::string& flag) {
+  const std::string why = model::unsupported_reason(device, policy);
+  if (!why.empty())
+    throw Error(fmt::format("{}: policy '{}' cannot run with --device {}: {}", flag, spec,
+                            model::device_name(device), why));
+}
+
+std::vector<std::string> specs_for_device(model::Device device,
+                                          const std::vector<std::string>& specs, bool given,
+                                          const std::string& flag, std::string* left_out) {
+  std::vector<std::string> kept;
+  for (const std::string& spec : specs) {
+    const PolicyConfig pc = parse_policy(spec);
+    if (given) check_policy_on_device(device, pc, spec, flag);
+    if (model::unsupported_reason(device, pc).empty()) {
+      kept.push_back(spec);
+    } else if (left_out != nullptr) {
+      *left_out += (left_out->empty() ? "" : ", ") + spec;
+    }
+  }
+  return kept;
+}
+
+void check_kv_dtype_on_device(model::Device device, DType dtype, const std::string& flag) {
+  if (device == model::Device::kCuda && dtype != DType::kF16 && dtype != DType::kBF16)
+    throw Error(
+        fmt::format("{} {}: the GPU KV cache holds f16 or bf16 (use {} f16 or bf16 with "
+                    "--device cuda)",
+                    flag, dtype_name(dtype), flag));
+}
+
+std::string csv_quote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"') {
+      out += "\"\"";
+    } else if (ch == '\n') {
+      out += "\\n";
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
 int argmax(const float* x, int n) { return static_cast<int>(std::max_element(x, x + n) - x); }
 
 double nll_of(const float* logits, int n, int target) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "adamas/common/dtype.h"
+#include "adamas/model/llama.h"
 #include "adamas/policy/policy.h"
 
 namespace adamas::eval {
@@ -50,6 +52,29 @@ class ProgressCounter {
   ProgressFn fn_;
   int64_t total_, done_ = 0;
 };
+
+// --device of every command that runs the model (generate, demo, eval, bench-e2e).
+struct DeviceChoice {
+  model::Device device = model::Device::kCpu;
+  std::string why_cpu;  // when auto chose the CPU: why (e.g. "no usable CUDA device")
+  // "device: cuda", "device: cpu" or "device: cpu (auto: no usable CUDA device)".
+  std::string describe() const;
+};
+// Parses `value` (cpu, cuda or auto) and checks that cuda can be used; errors name `flag`.
+DeviceChoice choose_device(const std::string& value, const std::string& flag = "--device");
+// Throws, naming the spec, `flag` and --device, when `device` cannot run `policy`.
+void check_policy_on_device(model::Device device, const PolicyConfig& policy,
+                            const std::string& spec, const std::string& flag);
+// The specs that `device` runs, in order. Specs the user gave (`given`) must all run (else
+// check_policy_on_device throws); defaults it cannot run are left out and listed in *left_out.
+std::vector<std::string> specs_for_device(model::Device device,
+                                          const std::vector<std::string>& specs, bool given,
+                                          const std::string& flag, std::string* left_out);
+// The GPU cache holds f16 or bf16: throws naming `flag` for f32 on cuda.
+void check_kv_dtype_on_device(model::Device device, DType dtype, const std::string& flag);
+
+// A CSV field in double quotes (quotes doubled, newlines as \n).
+std::string csv_quote(const std::string& s);
 
 int argmax(const float* x, int n);
 // −log softmax(logits)[target], in double.

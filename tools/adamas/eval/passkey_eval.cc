@@ -22,6 +22,7 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
     if (L < 1 || (max_ctx > 0 && L > max_ctx))
       throw Error(fmt::format("length {} is outside the model's context [1, {}]", L, max_ctx));
   std::vector<PolicyRun> runs = expand_policies(o.policies, o.budgets, o.page_size);
+  for (const PolicyRun& r : runs) check_policy_on_device(o.device, r.config, r.label, "--policies");
   // Full attention is the reference of every prompt (and of budgets ≥ context): always first.
   auto full_it = std::find_if(runs.begin(), runs.end(), [](auto& r) { return r.is_full(); });
   const bool report_full = full_it != runs.end();
@@ -63,9 +64,10 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
         cli::passkey_text(prompt.filler_lines, prompt.needle_line, pr.key) + " " + key);
     if (whole.size() <= prompt.ids.size() ||
         !std::equal(prompt.ids.begin(), prompt.ids.end(), whole.begin()))
-      throw Error(fmt::format("the tokenizer does not continue the passkey prompt with the answer "
-                              "'{}' token by token",
-                              key));
+      throw Error(
+          fmt::format("the tokenizer does not continue the passkey prompt with the answer "
+                      "'{}' token by token",
+                      key));
     const std::vector<int32_t> answer(whole.begin() + n, whole.end());
     const int A = static_cast<int>(answer.size());
 
@@ -89,12 +91,13 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
       for (auto& p : sessions)
         if (p.bits == bits && p.hadamard == hadamard) return p;
       model::RuntimeOptions ro;
+      ro.device = o.device;
       ro.any_policy = true;
       ro.page_size = o.page_size;
       ro.max_tokens = n + A + 8;
       ro.threads = o.threads;
       if (codes) {
-        ro.policy = pc;  // sets the cache's code layout
+        ro.policy = pc;               // sets the cache's code layout
         ro.policy.calibrate = false;  // thresholds are set by set_policy
       }
       auto session = std::make_unique<model::Session>(model, ro);
@@ -104,9 +107,10 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
       prefill_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const int32_t f = argmax(logits.data(), vocab);
       if (first >= 0 && f != first)
-        throw Error(fmt::format("passkey: dense prefills disagree on the first answer token ({} vs "
-                                "{})",
-                                first, f));
+        throw Error(
+            fmt::format("passkey: dense prefills disagree on the first answer token ({} vs "
+                        "{})",
+                        first, f));
       first = f;
       sessions.push_back({bits, hadamard, std::move(session), seq});
       return sessions.back();
@@ -141,8 +145,8 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
         session.set_policy(run.config);
         std::vector<int32_t> out{first};
         for (int s = 1; s < A; ++s) {
-          session.decode(std::span<const SeqId>(&seq, 1),
-                         std::span<const int32_t>(&out.back(), 1), logits.data());
+          session.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&out.back(), 1),
+                         logits.data());
           out.push_back(argmax(logits.data(), vocab));
         }
         int right = 0;

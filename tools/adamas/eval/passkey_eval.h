@@ -24,6 +24,7 @@ struct PasskeyOptions {
   int threads = 1;     // per job
   int jobs = 1;        // prompts in flight
   unsigned seed = 2026;
+  model::Device device = model::Device::kCpu;  // cuda: full and adamas only
 };
 
 struct PasskeyRow {
@@ -32,17 +33,16 @@ struct PasskeyRow {
   double depth = 0;
   int trial = 0;
   int key = 0;
-  std::string policy;     // the spec as given
-  int budget = 0;         // 0: full attention
-  bool dense = false;     // budget ≥ every decode step's context: the same computation as full
+  std::string policy;  // the spec as given
+  int budget = 0;      // 0: full attention
+  bool dense = false;  // budget ≥ every decode step's context: the same computation as full
   bool correct = false;
-  int tokens_right = 0;   // leading answer tokens generated correctly (of 6)
-  std::string answer;     // the generated text
-  double prefill_s = 0;   // of this prompt (same for all its rows)
+  int tokens_right = 0;  // leading answer tokens generated correctly (of 6)
+  std::string answer;    // the generated text
+  double prefill_s = 0;  // of this prompt (same for all its rows)
 };
 
 std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model::Tokenizer& tok,
-                                    const PasskeyOptions& options,
-                                    const ProgressFn& progress = {});
+                                    const PasskeyOptions& options, const ProgressFn& progress = {});
 
 }  // namespace adamas::eval

@@ -10,12 +10,13 @@
 
 namespace adamas::eval {
 
-PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok,
-                  const PplOptions& o, const ProgressFn& progress) {
+PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok, const PplOptions& o,
+                  const ProgressFn& progress) {
   if (o.prefix < 1 || o.tokens < 1 || o.docs < 1 || o.bucket < 1)
-    throw Error(fmt::format("ppl: --prefix ({}), --tokens ({}), --docs ({}) and --bucket ({}) "
-                            "must be ≥ 1",
-                            o.prefix, o.tokens, o.docs, o.bucket));
+    throw Error(
+        fmt::format("ppl: --prefix ({}), --tokens ({}), --docs ({}) and --bucket ({}) "
+                    "must be ≥ 1",
+                    o.prefix, o.tokens, o.docs, o.bucket));
   PplResult result;
   result.window = o.prefix + o.tokens + 1;
   const int max_ctx = model.config().max_position_embeddings;
@@ -39,6 +40,7 @@ PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok,
                             o.text.string(), windows.size(), result.window, o.docs));
 
   std::vector<PolicyRun> runs = expand_policies(o.policies, o.budgets, o.page_size);
+  for (const PolicyRun& r : runs) check_policy_on_device(o.device, r.config, r.label, "--policies");
   auto full_it = std::find_if(runs.begin(), runs.end(), [](auto& r) { return r.is_full(); });
   const bool report_full = full_it != runs.end();
   if (!report_full) runs.insert(runs.begin(), PolicyRun{"full", PolicyConfig{}, 0});
@@ -55,8 +57,7 @@ PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok,
   const int D = static_cast<int>(windows.size());
   const int vocab = model.config().vocab_size;
   // nll[run][doc][t]: t-th scored token (position prefix + 1 + t).
-  std::vector<std::vector<std::vector<float>>> nll(runs.size(),
-                                                   std::vector<std::vector<float>>(D));
+  std::vector<std::vector<std::vector<float>>> nll(runs.size(), std::vector<std::vector<float>>(D));
   std::vector<double> seconds(runs.size(), 0.0);
   std::mutex mu;
   ProgressCounter counter(progress, int64_t(computed.size()) * D * o.tokens);
@@ -65,6 +66,7 @@ PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok,
     const int r = computed[j / D], d = j % D;
     const std::vector<int32_t>& ids = windows[d];
     model::RuntimeOptions ro;
+    ro.device = o.device;
     ro.policy = runs[r].config;
     ro.page_size = o.page_size;
     ro.max_tokens = result.window + 8;
@@ -80,7 +82,8 @@ PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok,
       session.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&ids[i], 1),
                      logits.data());
       out[t] = static_cast<float>(nll_of(logits.data(), vocab, ids[i + 1]));
-      if ((t + 1) % 64 == 0 || t + 1 == o.tokens) counter.add(t + 1 == o.tokens ? (t % 64) + 1 : 64);
+      if ((t + 1) % 64 == 0 || t + 1 == o.tokens)
+        counter.add(t + 1 == o.tokens ? (t % 64) + 1 : 64);
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::lock_guard<std::mutex> lock(mu);

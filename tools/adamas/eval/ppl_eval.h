@@ -16,15 +16,16 @@ namespace adamas::eval {
 
 struct PplOptions {
   std::filesystem::path text = kDefaultHeldout;  // corpus format (common.h read_documents)
-  int docs = 2;         // the first `docs` documents long enough for a window
-  int prefix = 256;     // dense prefill
-  int tokens = 2048;    // decode steps (tokens scored) per document
-  int bucket = 256;     // positions per bucket of the curve
+  int docs = 2;       // the first `docs` documents long enough for a window
+  int prefix = 256;   // dense prefill
+  int tokens = 2048;  // decode steps (tokens scored) per document
+  int bucket = 256;   // positions per bucket of the curve
   std::vector<std::string> policies{"full", "oracle", "adamas", "quest", "streaming"};
   std::vector<int> budgets{16, 32, 64, 128, 256, 512, 1024};
   int page_size = 16;
-  int threads = 1;  // per job
-  int jobs = 1;     // (document, policy × budget) runs in flight
+  int threads = 1;                             // per job
+  int jobs = 1;                                // (document, policy × budget) runs in flight
+  model::Device device = model::Device::kCpu;  // cuda: full and adamas only
 };
 
 struct PplRow {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One device run of the CUDA model runtime (H200): build everything, the GPU tests (kernels, model
+# runtime against the CPU runtime and Hugging Face references), the passkey demo on the GPU,
+# compute-sanitizer on a short generate, then the end-to-end benchmark on random-weight
+# checkpoints of real shapes against Hugging Face transformers (SDPA) in the same run.
+# Run from the repository root with .devdeps carried (../shared/device/pack-deps.sh --on-device
+# libicu-dev libicu72). Writes at most eight files under $OUT.
+# Usage: scripts/device/e2e-run.sh [test|bench|all] [quick]
+set -uo pipefail
+what=${1:-all}; quick=${2:-}
+OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
+bash .devdeps/unpack.sh
+# ICU as a slim tarball (headers + libicuuc/libicudata: the tree that travels is capped at 64 MiB).
+[ -f .devdeps/icu-slim.tar.xz ] && tar xJf .devdeps/icu-slim.tar.xz -C .devdeps
+export CMAKE_PREFIX_PATH=$PWD/.devdeps/usr LD_LIBRARY_PATH=$PWD/.devdeps/usr/lib/x86_64-linux-gnu
+export PYTHONUNBUFFERED=1
+log=$OUT/run.log
+step() { echo "== $(date +%T) $*" | tee -a "$log"; }
+B=/tmp/build-gpu
+adamas=$B/tools/adamas/adamas
+
+step "device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv | tee -a "$log"
+step "configure + build"
+cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DADAMAS_CUDA=ON -DADAMAS_BUILD_BENCH=OFF \
+  >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
+ninja -C $B -j16 >>"$log" 2>&1 || { grep -B2 -A12 "error" "$log" | head -60; exit 1; }
+
+if [[ $what == all || $what == test ]]; then
+  step "CUDA kernel tests"
+  timeout 300 $B/tests/adamas_cuda_tests --gtest_brief=1 >"$OUT/tests.log" 2>&1
+  echo "kernel tests exit $?" | tee -a "$OUT/tests.log"
+  timeout 120 $B/tests/adamas_cuda_model_tests --gtest_brief=1 >>"$OUT/tests.log" 2>&1
+  echo "model kernel tests exit $?" | tee -a "$OUT/tests.log"
+  step "model runtime tests (CPU and CUDA)"
+  (cd $B && timeout 400 ctest -R "model_check|PeerCheck|CudaRuntime|Runtime" -j8 \
+    --output-on-failure) >>"$OUT/tests.log" 2>&1
+  echo "runtime tests exit $?" | tee -a "$OUT/tests.log"
+  $B/tests/model/adamas_model_tests --gtest_filter='*Cuda*' 2>&1 | grep -E "^\[ (peer|cuda) " \
+    | tee -a "$OUT/tests.log" | tail -30
+  grep -E "FAILED|tests from|exit" "$OUT/tests.log" | tail -12
+  step "passkey demo on the GPU"
+  timeout 120 $adamas demo --device cuda 2>&1 | tee -a "$log" | tail -12
+  step "compute-sanitizer memcheck: a short generate (graphs off and on)"
+  for g in 0 1; do
+    timeout 200 compute-sanitizer --tool memcheck --error-exitcode 9 $adamas generate \
+      --device cuda --model models/adamas-tiny-8k --prompt "The Linux kernel" --max-new-tokens 8 \
+      --policy adamas --budget 16 --dense-layers 1 $([ $g = 0 ] && echo --no-cuda-graphs) \
+      >>"$OUT/tests.log" 2>&1
+    echo "memcheck (graphs $g) exit $?" | tee -a "$OUT/tests.log"
+  done
+  grep -E "ERROR SUMMARY" "$OUT/tests.log" | tail -4
+fi
+
+if [[ $what == all || $what == bench ]]; then
+  if [[ $what == bench ]]; then
+    step "decode attention kernel tests (the bench's kernels)"
+    timeout 200 $B/tests/adamas_cuda_tests --gtest_brief=1 --gtest_filter='*Attention*:*Decode*' \
+      >"$OUT/tests.log" 2>&1
+    echo "attention/decode tests exit $?" | tee -a "$OUT/tests.log"
+  fi
+  step "random checkpoints"
+  presets="llama3-8b llama2-7b"; [[ $quick == quick ]] && presets=llama3-8b
+  for p in $presets; do
+    timeout 200 python3 tools/model_check/make_random_checkpoint.py --preset $p --out /tmp/ckpt/$p \
+      >>"$log" 2>&1 || echo "checkpoint $p failed" | tee -a "$log"
+  done
+  if [[ $quick == quick ]]; then
+    ctx=8192; batches=1; hfctx=8192
+  else
+    ctx=8192,32768,131072; batches=1,16; hfctx=8192,32768,131072
+  fi
+  step "bench-e2e (ours): llama3-8b"
+  timeout 210 $adamas bench-e2e --model /tmp/ckpt/llama3-8b --device cuda --contexts $ctx \
+    --batches $batches --csv "$OUT/e2e-llama3-8b.csv" 2>>"$log" | tee -a "$log" | tail -14
+  [[ $quick == quick ]] && { step "done (quick)"; exit 0; }
+  step "bench-e2e (ours): llama2-7b"
+  timeout 70 $adamas bench-e2e --model /tmp/ckpt/llama2-7b --device cuda --contexts 32768 \
+    --batches 1 --csv "$OUT/e2e-llama2-7b.csv" 2>>"$log" | tee -a "$log" | tail -8
+  step "Hugging Face transformers + SDPA: llama3-8b"
+  timeout 200 python3 bench/hf_e2e_baseline.py --model /tmp/ckpt/llama3-8b --contexts $hfctx \
+    --batches $batches --decode-sdpa-backend flash --max-batch-tokens 600000 \
+    --csv "$OUT/hf-llama3-8b.csv" 2>>"$log" | tee -a "$log" | tail -10
+  python3 bench/plot_e2e.py "$OUT/e2e-llama3-8b.csv" "$OUT/e2e-llama3-8b.png" >>"$log" 2>&1
+fi
+step "done"
