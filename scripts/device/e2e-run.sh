@@ -3,8 +3,9 @@
 # runtime against the CPU runtime and Hugging Face references), the passkey demo on the GPU,
 # compute-sanitizer on a short generate, then the end-to-end benchmark on random-weight
 # checkpoints of real shapes against Hugging Face transformers (SDPA) in the same run.
-# Run from the repository root with .devdeps carried (../shared/device/pack-deps.sh --on-device
-# libicu-dev libicu72). Writes at most eight files under $OUT.
+# Run from the repository root with .devdeps carried: ../shared/device/pack-deps.sh (Highway),
+# then scripts/device/pack-icu-slim.sh (ICU, small enough for the 64 MiB tree limit).
+# Writes at most eight files under $OUT.
 # Usage: scripts/device/e2e-run.sh [test|bench|all] [quick]
 set -uo pipefail
 what=${1:-all}; quick=${2:-}
@@ -32,6 +33,10 @@ if [[ $what == all || $what == test ]]; then
   timeout 120 $B/tests/adamas_cuda_model_tests --gtest_brief=1 >>"$OUT/tests.log" 2>&1
   echo "model kernel tests exit $?" | tee -a "$OUT/tests.log"
   step "model runtime tests (CPU and CUDA)"
+  # The peer checks' tiny checkpoints (ctest's fixture needs numpy in /usr/bin/python3, which this
+  # machine's system Python lacks; its python3 has it).
+  python3 tools/model_check/make_checkpoints.py --out $B/tests/model/model_check --numpy-reference \
+    >>"$log" 2>&1
   (cd $B && timeout 400 ctest -R "model_check|PeerCheck|CudaRuntime|Runtime" -j8 \
     --output-on-failure) >>"$OUT/tests.log" 2>&1
   echo "runtime tests exit $?" | tee -a "$OUT/tests.log"

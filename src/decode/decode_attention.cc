@@ -51,8 +51,8 @@ void DecodeAttention::plan(const DecodePlan& plan) {
   plan_ = plan;
   num_q_heads_ = plan.num_q_heads;
   group_ = num_q_heads_ / kv_heads;
-  scale_ = plan.scale > 0 ? plan.scale
-                          : 1.0f / std::sqrt(static_cast<float>(cache_.config().head_dim));
+  scale_ =
+      plan.scale > 0 ? plan.scale : 1.0f / std::sqrt(static_cast<float>(cache_.config().head_dim));
   scratch_.reserve(static_cast<size_t>(plan.max_batch) * kv_heads);
 }
 

@@ -41,8 +41,7 @@ class CpuSession final : public SessionBackend {
   void set_query_observer(QueryObserver observer) override {
     query_observer_ = std::move(observer);
   }
-  void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens,
-              float* logits) override;
+  void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits) override;
   const PagedKVCache* host_cache() const override { return cache_.get(); }
   size_t cache_bytes() const override { return cache_->bytes(); }
   int free_pages() const override { return cache_->free_pages(); }
@@ -65,29 +64,12 @@ class CpuSession final : public SessionBackend {
   QueryObserver query_observer_;
 };
 
-
 CpuSession::CpuSession(const LlamaModel& model, RuntimeOptions options)
     : model_(model), options_(std::move(options)) {
   const ModelConfig& c = model.config();
+  options_.validate();
   const PolicyConfig& pc = options_.policy;
-  pc.validate();
-  ADAMAS_CHECK(options_.max_tokens >= 1 && options_.max_batch >= 1,
-               "max_tokens ({}) and max_batch ({}) must be ≥ 1", options_.max_tokens,
-               options_.max_batch);
-  ADAMAS_CHECK(options_.prefill_chunk >= 1, "prefill_chunk must be ≥ 1, got {}",
-               options_.prefill_chunk);
-  CacheConfig cc;
-  cc.num_layers = c.num_layers;
-  cc.num_kv_heads = c.num_kv_heads;
-  cc.head_dim = c.head_dim;
-  cc.page_size = options_.page_size;
-  cc.dtype = options_.kv_dtype;
-  // Only what the policy reads: codes cost an encode per appended key, min/max a pass per page.
-  cc.store_codes = options_.any_policy || pc.kind == PolicyKind::kAdamas;
-  cc.store_page_minmax = options_.any_policy || pc.kind == PolicyKind::kQuest;
-  configure_cache_for(pc, cc);
-  cc.num_pages = cc.pages_for(options_.max_tokens) + options_.max_batch;
-  cc.validate();
+  const CacheConfig cc = cache_config_for(c, options_);
   cache_ = std::make_unique<PagedKVCache>(cc);
   set_policy(pc);
 }
@@ -134,7 +116,7 @@ void CpuSession::check_window(int length) const {
 }
 
 void CpuSession::forward_layer(int layer, int n, const int32_t* positions, Buffers& b,
-                            const std::function<void(const float*, float*)>& attend) {
+                               const std::function<void(const float*, float*)>& attend) {
   const ModelConfig& c = model_.config();
   const LayerWeights& w = model_.weights().layers[layer];
   const int D = c.hidden_size, T = options_.threads;
@@ -166,7 +148,7 @@ void CpuSession::logits(const float* hidden, int n, float* out) {
 }
 
 void CpuSession::prefill(SeqId seq, std::span<const int32_t> tokens, float* out, bool all_logits,
-                      const std::function<void(int, int)>& progress) {
+                         const std::function<void(int, int)>& progress) {
   const ModelConfig& c = model_.config();
   const int total = static_cast<int>(tokens.size());
   ADAMAS_CHECK(total >= 1, "prefill needs at least one token");

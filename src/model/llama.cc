@@ -24,4 +24,27 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& dir) {
   return std::make_unique<LlamaModel>(std::move(config), std::move(weights));
 }
 
+void RuntimeOptions::validate() const {
+  policy.validate();
+  ADAMAS_CHECK(max_tokens >= 1 && max_batch >= 1, "max_tokens ({}) and max_batch ({}) must be ≥ 1",
+               max_tokens, max_batch);
+  ADAMAS_CHECK(prefill_chunk >= 1, "prefill_chunk must be ≥ 1, got {}", prefill_chunk);
+}
+
+CacheConfig cache_config_for(const ModelConfig& c, const RuntimeOptions& o) {
+  CacheConfig cc;
+  cc.num_layers = c.num_layers;
+  cc.num_kv_heads = c.num_kv_heads;
+  cc.head_dim = c.head_dim;
+  cc.page_size = o.page_size;
+  cc.dtype = o.kv_dtype;
+  // Only what the policy reads: codes cost an encode per appended key, min/max a pass per page.
+  cc.store_codes = o.any_policy || o.policy.kind == PolicyKind::kAdamas;
+  cc.store_page_minmax = o.any_policy || o.policy.kind == PolicyKind::kQuest;
+  configure_cache_for(o.policy, cc);
+  cc.num_pages = cc.pages_for(o.max_tokens) + o.max_batch;
+  cc.validate();
+  return cc;
+}
+
 }  // namespace adamas::model

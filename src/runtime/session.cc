@@ -84,14 +84,15 @@ void Session::set_policy(const PolicyConfig& policy) { backend_->set_policy(poli
 void Session::set_query_observer(QueryObserver observer) {
   backend_->set_query_observer(std::move(observer));
 }
-void Session::decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens,
-                     float* logits) {
+void Session::decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits) {
   backend_->decode(seqs, tokens, logits);
 }
 const PagedKVCache& Session::cache() const {
   const PagedKVCache* c = backend_->host_cache();
-  ADAMAS_CHECK(c != nullptr, "the {} session keeps its KV cache on the device: host views of it "
-               "need --device cpu", device_name(backend_->options().device));
+  ADAMAS_CHECK(c != nullptr,
+               "the {} session keeps its KV cache on the device: host views of it "
+               "need --device cpu",
+               device_name(backend_->options().device));
   return *c;
 }
 size_t Session::cache_bytes() const { return backend_->cache_bytes(); }

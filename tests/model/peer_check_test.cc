@@ -117,8 +117,14 @@ struct RunCase {
 // to be closer, not farther.
 std::vector<RunCase> cuda_cases() {
   const Tol f16{0.15, 1e-2}, loose{1e9, 0};
-  RunCase stored_full{"cuda/as-stored/full/bf16/chunk64", "full", DType::kBF16, 64, loose,
-                      Device::kCuda, false, true};
+  RunCase stored_full{"cuda/as-stored/full/bf16/chunk64",
+                      "full",
+                      DType::kBF16,
+                      64,
+                      loose,
+                      Device::kCuda,
+                      false,
+                      true};
   RunCase stored_adamas = stored_full;
   stored_adamas.name = "cuda/as-stored/adamas(budget>=ctx)/bf16/chunk64";
   stored_adamas.policy = "adamas:budget=4096,dense_layers=0";
@@ -151,8 +157,8 @@ void check_against(const fs::path& ckpt, const fs::path& ref_path,
   const int V = model->config().vocab_size;
   // transformers-bf16's prefill max |Δ| to the fp32 reference, per prompt (bf16_yardstick cases).
   std::vector<double> bf16_err;
-  const fs::path bf16_path = ref_path.parent_path() /
-                             (ref_path.stem().stem().string() + ".hf-cuda-bf16.safetensors");
+  const fs::path bf16_path =
+      ref_path.parent_path() / (ref_path.stem().stem().string() + ".hf-cuda-bf16.safetensors");
   if (fs::exists(bf16_path)) {
     const Reference b = load_reference(bf16_path);
     for (size_t pi = 0; pi < std::min(b.prompts.size(), ref.prompts.size()); ++pi) {
@@ -287,8 +293,7 @@ fs::path shipped_model() {
 
 TEST(PeerCheckShippedModel, CudaMatchesHuggingFaceTransformers) {
   if (!cuda_runtime_available()) GTEST_SKIP() << "no CUDA runtime or device in this build/machine";
-  check_against(shipped_model(), model_test_data() / "adamas-tiny-8k.hf.safetensors",
-                cuda_cases());
+  check_against(shipped_model(), model_test_data() / "adamas-tiny-8k.hf.safetensors", cuda_cases());
 }
 
 // The GPU's sparse decode against the CPU's on the shipped model, at budgets far below the
@@ -323,8 +328,8 @@ TEST(CudaRuntime, SparseDecodeMatchesCpuAtSmallBudgets) {
       s.prefill(seq, p.ids, out.data());
       for (int k = 0; k < 32; ++k) {
         if (dev == Device::kCpu)
-          tokens.push_back(static_cast<int32_t>(std::max_element(out.begin(), out.end()) -
-                                                out.begin()));
+          tokens.push_back(
+              static_cast<int32_t>(std::max_element(out.begin(), out.end()) - out.begin()));
         s.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&tokens[k], 1),
                  out.data());
         logits.push_back(out);
@@ -373,9 +378,9 @@ TEST(CudaRuntime, GraphReplayEqualsEagerLaunches) {
       s.decode(seqs, next, step.data());
       all.insert(all.end(), step.begin(), step.end());
       for (int b = 0; b < 3; ++b)
-        next[b] = static_cast<int32_t>(std::max_element(step.begin() + b * V,
-                                                        step.begin() + (b + 1) * V) -
-                                       (step.begin() + b * V));
+        next[b] = static_cast<int32_t>(
+            std::max_element(step.begin() + b * V, step.begin() + (b + 1) * V) -
+            (step.begin() + b * V));
     }
     runs.push_back(all);
   }

@@ -32,7 +32,7 @@ struct GenerateOptions {
   int threads = 0;
   bool no_bos = false;
   std::string device = "auto";  // cpu | cuda | auto
-  bool no_cuda_graphs = false;   // cuda: launch decode steps one kernel at a time
+  bool no_cuda_graphs = false;  // cuda: launch decode steps one kernel at a time
 };
 
 void add_generate_command(CLI::App& app, int& status);

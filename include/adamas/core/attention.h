@@ -1,4 +1,4 @@
-// Kernel contract: decode attention (DESIGN.md step 6).
+// Kernel contract: decode attention (docs/method.md step 6).
 //
 // For the nq query heads that share one KV head (GQA; nq = 1 for MHA), with q[h] the fp32,
 // post-RoPE query of head h (q + h * head_dim):

@@ -1,4 +1,4 @@
-// Kernel contract: bucketize + pack (DESIGN.md steps 2–3).
+// Kernel contract: bucketize + pack (docs/method.md steps 2–3).
 //
 // Each element x of the (optionally Hadamard-transformed) vector gets the bucket
 //   b(x) = #{ thresholds t : x > t }  in 0 .. 2^bits − 1.

@@ -1,4 +1,4 @@
-// Kernel contract: distance estimation (DESIGN.md step 4).
+// Kernel contract: distance estimation (docs/method.md step 4).
 //
 // For the query codes of the nq query heads that share one KV head (nq = 1 for MHA) and the key
 // codes of one sequence's KV head, computes for every position t < codes.length:

@@ -1,4 +1,4 @@
-// Kernel contract: orthonormal fast Walsh–Hadamard transform (DESIGN.md step 1).
+// Kernel contract: orthonormal fast Walsh–Hadamard transform (docs/method.md step 1).
 //
 //   x' = x · H_d / sqrt(d),  H_d the Sylvester Hadamard matrix (H_2n = [[H_n, H_n], [H_n, -H_n]]),
 //

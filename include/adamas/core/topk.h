@@ -1,4 +1,4 @@
-// Kernel contract: top-k selection (DESIGN.md step 5).
+// Kernel contract: top-k selection (docs/method.md step 5).
 //
 // Writes the positions of the k best of n values to out[0 .. min(k, n)) in ascending position
 // order and returns that count. Ties go to the lower position, so the result is unique.

@@ -5,10 +5,9 @@
 // parallel region (one barrier).
 #pragma once
 
+#include <memory>
 #include <span>
 #include <vector>
-
-#include <memory>
 
 #include "adamas/cache/paged_kv_cache.h"
 #include "adamas/decode/decode_backend.h"

@@ -20,8 +20,8 @@ struct DecodePlan {
   PolicyConfig policy;
   int num_q_heads = 0;  // a multiple of the cache's num_kv_heads
   int max_batch = 1;
-  int max_length = 1;   // longest sequence (current token included) a planned step may hold
-  float scale = 0;      // softmax scale of q·k; 0: 1/sqrt(head_dim)
+  int max_length = 1;  // longest sequence (current token included) a planned step may hold
+  float scale = 0;     // softmax scale of q·k; 0: 1/sqrt(head_dim)
 
   void validate() const;  // throws adamas::Error naming the field
 };

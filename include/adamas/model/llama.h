@@ -69,7 +69,14 @@ struct RuntimeOptions {
   bool gpu_f32_weights = false;
   // GPU: replay decode steps as CUDA graphs (captured per batch size and context bucket).
   bool cuda_graphs = true;
+
+  void validate() const;  // throws adamas::Error naming the field (policy included)
 };
+
+// The KV cache a session of `model` needs: its shape, the options' dtype and page size, codes for
+// adamas and min/max for quest (both with any_policy), room for max_tokens plus a page per
+// sequence. Backends adjust what they store.
+CacheConfig cache_config_for(const ModelConfig& model, const RuntimeOptions& options);
 
 // Called at every decode step, for every layer, with the step's post-RoPE queries
 // [seqs.size()][num_heads][head_dim] (host memory) after the step's K/V were appended to the cache

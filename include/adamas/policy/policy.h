@@ -1,4 +1,5 @@
-// Selection policies: which keys each query head attends to at a decode step (DESIGN.md 5, 7).
+// Selection policies: which keys each query head attends to at a decode step
+// (docs/method.md steps 5, 7).
 //
 // A policy works on one "head task": one sequence, one KV head and the nq query heads of its
 // GQA group, at one layer. It runs in three stages so that callers can time each across all
@@ -28,8 +29,8 @@ std::string_view policy_kind_name(PolicyKind kind);
 
 struct PolicyConfig {
   PolicyKind kind = PolicyKind::kFull;
-  int budget = 256;       // tokens per query head, current token included
-  int dense_layers = 2;   // layers [0, dense_layers) attend densely (paper: 2)
+  int budget = 256;      // tokens per query head, current token included
+  int dense_layers = 2;  // layers [0, dense_layers) attend densely (paper: 2)
   GqaMode gqa = GqaMode::kPerQueryHead;
   // adamas
   int bits = 2;
@@ -40,7 +41,7 @@ struct PolicyConfig {
   // streaming
   int sinks = 4;  // first tokens kept; the window is budget − sinks recent tokens
 
-  void validate() const;  // throws adamas::Error naming the field
+  void validate() const;         // throws adamas::Error naming the field
   std::string describe() const;  // e.g. "adamas(bits=2,l1,hadamard,per-head) budget=256"
 };
 
@@ -57,19 +58,19 @@ struct HeadTask {
   int kv_head = 0;
   const float* q = nullptr;  // [nq][head_dim], post-RoPE, fp32
   int nq = 1;
-  int length = 0;            // tokens in the cache for this layer, current token included
+  int length = 0;  // tokens in the cache for this layer, current token included
 };
 
 // Per-task working memory, reused across steps (grows, never shrinks).
 struct HeadScratch {
-  bool dense = false;   // attend to all positions
-  bool shared = false;  // one selection row for all nq heads
-  std::vector<QueryCode> qcodes;   // [nq]
-  std::vector<uint16_t> distances; // [rows][length]
-  std::vector<uint32_t> histogram; // [rows][histogram_size]: counts of each distance
-  std::vector<float> scores;       // [rows][length or pages]
-  std::vector<int32_t> indices;    // [rows][budget]
-  std::vector<int> counts;         // [rows]
+  bool dense = false;               // attend to all positions
+  bool shared = false;              // one selection row for all nq heads
+  std::vector<QueryCode> qcodes;    // [nq]
+  std::vector<uint16_t> distances;  // [rows][length]
+  std::vector<uint32_t> histogram;  // [rows][histogram_size]: counts of each distance
+  std::vector<float> scores;        // [rows][length or pages]
+  std::vector<int32_t> indices;     // [rows][budget]
+  std::vector<int> counts;          // [rows]
   int rows() const { return shared ? 1 : static_cast<int>(counts.size()); }
   const int32_t* row(int r, int budget) const { return indices.data() + size_t(r) * budget; }
 };

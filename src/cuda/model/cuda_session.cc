@@ -72,8 +72,7 @@ class CudaSession final : public model::SessionBackend {
   void set_query_observer(model::QueryObserver observer) override {
     observer_ = std::move(observer);
   }
-  void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens,
-              float* logits) override;
+  void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits) override;
   size_t cache_bytes() const override { return cache_->bytes(); }
   int free_pages() const override { return cache_->page_tables().free_pages(); }
   const RuntimeOptions& options() const override { return options_; }
@@ -110,7 +109,7 @@ class CudaSession final : public model::SessionBackend {
   std::unique_ptr<DeviceDecodeAttention> decode_;
   std::unique_ptr<Gemm> gemm_;
   DType act_ = DType::kBF16;
-  int max_rows_ = 0;   // rows of the activation buffers: max(prefill chunk, max batch)
+  int max_rows_ = 0;    // rows of the activation buffers: max(prefill chunk, max batch)
   int max_stride_ = 0;  // pages of the longest sequence
   // Activations [rows][...]: fp32 between layers, `act_` for the inputs of products.
   DeviceBuffer<float> x_, qkv_, q_, k_, v_, att_, gate_up_, logits_dev_;
@@ -128,39 +127,24 @@ class CudaSession final : public model::SessionBackend {
 CudaSession::CudaSession(const LlamaModel& model, RuntimeOptions options)
     : model_(model), options_(std::move(options)) {
   const ModelConfig& c = model.config();
-  ADAMAS_CHECK(options_.max_tokens >= 1 && options_.max_batch >= 1,
-               "max_tokens ({}) and max_batch ({}) must be ≥ 1", options_.max_tokens,
-               options_.max_batch);
-  ADAMAS_CHECK(options_.prefill_chunk >= 1, "prefill_chunk must be ≥ 1, got {}",
-               options_.prefill_chunk);
+  options_.validate();
   ADAMAS_CHECK(options_.kv_dtype == DType::kF16 || options_.kv_dtype == DType::kBF16,
                "the GPU KV cache holds f16 or bf16 (--kv-dtype), got {}",
                dtype_name(options_.kv_dtype));
-  ADAMAS_CHECK(c.sliding_window <= 0 || c.sliding_window >= c.max_position_embeddings,
-               "the model attends within a sliding window of {} tokens, which the GPU runtime "
-               "does not implement",
-               c.sliding_window);
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   const DType stored = model.weights().dtype;
   act_ = options_.gpu_f32_weights ? DType::kF32 : (stored == DType::kF32 ? DType::kBF16 : stored);
   weights_ = std::make_unique<DeviceWeights>(model, act_, stream_);
   gemm_ = std::make_unique<Gemm>(stream_);
 
-  CacheConfig cc;
-  cc.num_layers = c.num_layers;
-  cc.num_kv_heads = c.num_kv_heads;
-  cc.head_dim = c.head_dim;
-  cc.page_size = options_.page_size;
-  cc.dtype = options_.kv_dtype;
+  CacheConfig cc = cache_config_for(c, options_);
   cc.store_codes = true;  // the GPU cache always keeps codes (adamas can be switched to)
   cc.store_page_minmax = false;
-  configure_cache_for(options_.policy, cc);
-  cc.num_pages = cc.pages_for(options_.max_tokens) + options_.max_batch;
   cc.validate();
   cache_ = std::make_unique<DeviceKVCache>(cc);
   // Decode steps stage tables with the stride of their length bucket: size for the largest.
-  max_stride_ = cc.pages_for(round_up(int64_t{options_.max_tokens} + options_.max_batch + 1,
-                                      kLengthBucket));
+  max_stride_ =
+      cc.pages_for(round_up(int64_t{options_.max_tokens} + options_.max_batch + 1, kLengthBucket));
 
   max_rows_ = std::max(options_.prefill_chunk, options_.max_batch);
   const size_t R = max_rows_, D = c.hidden_size, qd = size_t(c.num_heads) * c.head_dim,
@@ -277,6 +261,11 @@ void CudaSession::check_tokens(std::span<const int32_t> tokens) const {
 }
 
 void CudaSession::check_position(int64_t length) const {
+  const int w = model_.config().sliding_window;
+  ADAMAS_CHECK(w <= 0 || length <= w,
+               "the model attends within a sliding window of {} tokens, which this runtime does "
+               "not implement: contexts are limited to {} tokens, got {}",
+               w, w, length);
   ADAMAS_CHECK(length <= int64_t{options_.max_tokens} + options_.max_batch,
                "sequence of {} tokens exceeds the session's capacity (max_tokens {})", length,
                options_.max_tokens);
@@ -285,8 +274,8 @@ void CudaSession::check_position(int64_t length) const {
 void CudaSession::forward(const StepLayout& L, const BatchView& tables, bool prefill,
                           std::span<const SeqId> seqs) {
   const ModelConfig& c = model_.config();
-  const int n = L.rows, D = c.hidden_size, H = c.num_heads, Hkv = c.num_kv_heads,
-            d = c.head_dim, I = c.intermediate_size;
+  const int n = L.rows, D = c.hidden_size, H = c.num_heads, Hkv = c.num_kv_heads, d = c.head_dim,
+            I = c.intermediate_size;
   const int32_t* staged = staged_dev_.data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   embed_rows(weights_->embed().data, act_, c.vocab_size, D, staged + L.tokens, n, x_.data(),
@@ -315,8 +304,7 @@ void CudaSession::forward(const StepLayout& L, const BatchView& tables, bool pre
     append_kv(cache_->layer(layer), staged + L.slots, n, k_.data(), v_.data(), DType::kF32,
               stream_);
     if (prefill) {
-      prefill_attention(cache_->layer(layer), tables, q_.data(), n, H, scale, att_.data(),
-                        stream_);
+      prefill_attention(cache_->layer(layer), tables, q_.data(), n, H, scale, att_.data(), stream_);
     } else {
       if (observer_) {
         q_host_.resize(size_t(n) * H * d);

@@ -74,9 +74,10 @@ DeviceMatrix DeviceWeights::matrix(std::initializer_list<const model::Matrix*> p
       staging_.resize(chunk * src_elem);
       for (size_t e = 0; e < count; e += chunk) {
         const size_t k = std::min(chunk, count - e);
-        check(cudaMemcpyAsync(staging_.data(), static_cast<const std::byte*>(m->data) + e * src_elem,
-                              k * src_elem, cudaMemcpyHostToDevice, stream),
-              "weight upload");
+        check(
+            cudaMemcpyAsync(staging_.data(), static_cast<const std::byte*>(m->data) + e * src_elem,
+                            k * src_elem, cudaMemcpyHostToDevice, stream),
+            "weight upload");
         cast_elements(staging_.data(), m->dtype, static_cast<int64_t>(k), dst + e * elem, dtype_,
                       stream);
         check(cudaStreamSynchronize(stream), "weight upload");  // staging is reused

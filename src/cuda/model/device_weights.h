@@ -14,10 +14,10 @@
 namespace adamas::cuda {
 
 struct DeviceLayerWeights {
-  DeviceMatrix qkv;      // [(H + 2·Hkv)·d][hidden]: q rows, then k, then v
-  DeviceMatrix o;        // [hidden][H·d]
-  DeviceMatrix gate_up;  // [2·inter][hidden]: gate rows, then up
-  DeviceMatrix down;     // [hidden][inter]
+  DeviceMatrix qkv;                  // [(H + 2·Hkv)·d][hidden]: q rows, then k, then v
+  DeviceMatrix o;                    // [hidden][H·d]
+  DeviceMatrix gate_up;              // [2·inter][hidden]: gate rows, then up
+  DeviceMatrix down;                 // [hidden][inter]
   const float* attn_norm = nullptr;  // [hidden]
   const float* mlp_norm = nullptr;
   const float* qkv_bias = nullptr;  // [(H + 2·Hkv)·d] or null

@@ -47,9 +47,9 @@ void Gemm::linear(const DeviceMatrix& W, const void* x, int n, float* y, float b
   // Column-major view: W is [cols][rows] (ld cols), so Wᵀ is op(A) = T; x is [cols][n]; y is
   // [rows][n] (ld rows): y = Wᵀ · x.
   const cudaDataType_t t = cuda_type(W.dtype);
-  check_cublas(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, n, W.cols, &alpha, W.data,
-                            t, W.cols, x, t, W.cols, &beta, y, CUDA_R_32F, W.rows,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+  check_cublas(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, W.rows, n, W.cols, &alpha, W.data, t,
+                            W.cols, x, t, W.cols, &beta, y, CUDA_R_32F, W.rows, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT),
                "cublasGemmEx");
 }
 

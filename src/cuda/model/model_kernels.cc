@@ -30,10 +30,10 @@ void rms_norm_rows(const float* x, const float* weight, int n, int dim, float ep
 void qkv_rope(const RopeArgs& a, cudaStream_t stream) {
   ADAMAS_CHECK(a.qkv && a.positions && a.inv_freq && a.q && a.k && a.v,
                "qkv_rope: null pointer argument");
-  ADAMAS_CHECK(a.n >= 0 && a.num_heads >= 1 && a.num_kv_heads >= 1 && a.head_dim >= 2 &&
-                   a.head_dim % 2 == 0,
-               "qkv_rope: bad shape (n {}, heads {}/{}, head_dim {})", a.n, a.num_heads,
-               a.num_kv_heads, a.head_dim);
+  ADAMAS_CHECK(
+      a.n >= 0 && a.num_heads >= 1 && a.num_kv_heads >= 1 && a.head_dim >= 2 && a.head_dim % 2 == 0,
+      "qkv_rope: bad shape (n {}, heads {}/{}, head_dim {})", a.n, a.num_heads, a.num_kv_heads,
+      a.head_dim);
   if (a.n == 0) return;
   detail::launch_qkv_rope(a, stream);
   check_launch("qkv_rope");

@@ -89,8 +89,8 @@ __global__ void qkv_rope_kernel(RopeArgs a) {
       x0 += a.bias[col];
       x1 += a.bias[col + half];
     }
-    float* dst = head < H ? a.q + (int64_t(i) * H + head) * d
-                          : a.k + (int64_t(i) * Hkv + (head - H)) * d;
+    float* dst =
+        head < H ? a.q + (int64_t(i) * H + head) * d : a.k + (int64_t(i) * Hkv + (head - H)) * d;
     dst[j] = x0 * c - x1 * s;
     dst[j + half] = x1 * c + x0 * s;
   }
@@ -117,8 +117,8 @@ __global__ void swiglu_kernel(const float* gu, const float* bias, int n, int int
   }
 }
 
-__global__ void convert_kernel(const float* x, const float* bias, int64_t count, int dim,
-                               void* out, DType out_type) {
+__global__ void convert_kernel(const float* x, const float* bias, int64_t count, int dim, void* out,
+                               DType out_type) {
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < count;
        e += int64_t(gridDim.x) * blockDim.x)
     store_from_float(out, out_type, e, x[e] + (bias ? bias[e % dim] : 0.0f));
@@ -160,8 +160,8 @@ void launch_qkv_rope(const RopeArgs& a, cudaStream_t stream) {
 
 void launch_swiglu(const float* gate_up, const float* bias, int n, int inter, void* out,
                    DType out_type, cudaStream_t stream) {
-  swiglu_kernel<<<grid_for(int64_t(n) * inter, 256), 256, 0, stream>>>(gate_up, bias, n, inter,
-                                                                        out, out_type);
+  swiglu_kernel<<<grid_for(int64_t(n) * inter, 256), 256, 0, stream>>>(gate_up, bias, n, inter, out,
+                                                                       out_type);
 }
 
 void launch_convert(const float* x, const float* bias, int64_t count, int dim, void* out,

@@ -19,9 +19,9 @@
 namespace adamas::cuda::detail {
 namespace {
 
-constexpr int kRows = 64;   // query rows per block
-constexpr int kKeys = 64;   // keys per tile
-constexpr int kWarps = 4;   // 16 rows each
+constexpr int kRows = 64;  // query rows per block
+constexpr int kKeys = 64;  // keys per tile
+constexpr int kWarps = 4;  // 16 rows each
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <class E>
@@ -101,7 +101,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int e = threadIdx.x; e < kRows * D / 2; e += blockDim.x) {
     const int r = e / (D / 2), j = (e % (D / 2)) * 2;
     float2 x = make_float2(0.0f, 0.0f);
-    if (i0 + r < n) x = *reinterpret_cast<const float2*>(q + (int64_t(i0 + r) * num_heads + h) * D + j);
+    if (i0 + r < n)
+      x = *reinterpret_cast<const float2*>(q + (int64_t(i0 + r) * num_heads + h) * D + j);
     *reinterpret_cast<uint32_t*>(Qs + r * kStride + j) = Mma<E>::pack(x.x, x.y);
   }
 

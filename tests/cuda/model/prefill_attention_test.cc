@@ -35,7 +35,7 @@ TEST_P(PrefillAttention, MatchesCpuOnTheSameCache) {
   TwinCache twin(cc, DType::kF32, 1000 + c.head_dim + c.n);
   const int other = twin.add_sequence(), s = twin.add_sequence();
   twin.fill(0, {other, s}, {50, c.prefix});  // interleaved pages
-  twin.append(0, s, c.n);                      // the chunk being prefilled
+  twin.append(0, s, c.n);                    // the chunk being prefilled
   const int length = c.prefix + c.n;
 
   FastRng rng(7 + c.prefix);
@@ -68,13 +68,13 @@ TEST_P(PrefillAttention, MatchesCpuOnTheSameCache) {
 std::vector<PrefillCase> cases() {
   std::vector<PrefillCase> v;
   for (DType t : {DType::kF16, DType::kBF16}) {
-    v.push_back({128, 4, 4, 16, 0, 1, t});      // one token, empty prefix
-    v.push_back({128, 4, 2, 64, 0, 130, t});    // GQA 2, rows past one block
-    v.push_back({128, 8, 2, 48, 301, 77, t});   // page size not a power of two, prefix
-    v.push_back({64, 4, 1, 16, 1000, 64, t});   // GQA 4, one full block after a long prefix
-    v.push_back({256, 2, 2, 1, 90, 33, t});     // page size 1
+    v.push_back({128, 4, 4, 16, 0, 1, t});     // one token, empty prefix
+    v.push_back({128, 4, 2, 64, 0, 130, t});   // GQA 2, rows past one block
+    v.push_back({128, 8, 2, 48, 301, 77, t});  // page size not a power of two, prefix
+    v.push_back({64, 4, 1, 16, 1000, 64, t});  // GQA 4, one full block after a long prefix
+    v.push_back({256, 2, 2, 1, 90, 33, t});    // page size 1
     v.push_back({32, 6, 3, 64, 5, 200, t});
-    v.push_back({16, 2, 1, 7, 63, 1, t});       // one token after a prefix: decode-like
+    v.push_back({16, 2, 1, 7, 63, 1, t});  // one token after a prefix: decode-like
   }
   return v;
 }
