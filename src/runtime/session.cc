@@ -100,5 +100,6 @@ int Session::free_pages() const { return backend_->free_pages(); }
 const PolicyConfig& Session::policy_config() const { return backend_->options().policy; }
 const RuntimeOptions& Session::options() const { return backend_->options(); }
 const StageTimes& Session::attention_times() const { return backend_->attention_times(); }
+StepProfile Session::step_profile() const { return backend_->step_profile(); }
 
 }  // namespace adamas::model

@@ -94,7 +94,7 @@ TEST(BenchE2e, RunsOnTheShippedModelAndWritesAWholeCsv) {
   std::string line;
   ASSERT_TRUE(std::getline(in, line));
   const auto header = csv_fields(line);
-  ASSERT_EQ(header.size(), 21u);
+  ASSERT_EQ(header.size(), 24u);
   EXPECT_EQ(header[0], "date");
   EXPECT_EQ(header[14], "decode_ms");
   int n = 0;

@@ -188,22 +188,31 @@ void print_row(std::FILE* out, const BenchE2eRow& w) {
              w.batch, w.context, w.policy.substr(0, 26), w.prefill_tok_s, w.prefill_tflops,
              w.decode_ms, w.decode_tok_s, w.floor_ms, w.x_floor,
              w.speedup > 0 ? fmt::format("{:.2f}x", w.speedup) : std::string("-"));
+  if (w.profiled)
+    fmt::print(out, "{:>15} device ms per step: products {:.3f}, attention {:.3f}, rest {:.3f}\n",
+               "", w.products_ms, w.attention_ms, w.other_ms);
   std::fflush(out);
 }
 
 constexpr const char* kCsvHeader =
     "date,device,model,model_shape,weights_dtype,kv_dtype,copy_gbps,batch,context,policy,budget,"
     "dense_layers,prefill_tok_s,prefill_tflops,decode_ms,decode_tok_s,floor_ms,x_floor,"
-    "speedup_vs_full,weight_bytes,kv_bytes\n";
+    "speedup_vs_full,weight_bytes,kv_bytes,profile_products_ms,profile_attention_ms,"
+    "profile_other_ms\n";
+
+std::string profiled(const BenchE2eRow& w, double ms) {
+  return w.profiled ? fmt::format("{:.6g}", ms) : std::string();
+}
 
 std::string csv_line(const BenchE2eResult& r, const BenchE2eRow& w) {
   return fmt::format(
       "{},{},{},{},{},{},{:.2f},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{:.0f},"
-      "{:.0f}\n",
+      "{:.0f},{},{},{}\n",
       r.date, r.device, eval::csv_quote(r.model_dir), r.model_shape, r.weights_dtype, r.kv_dtype,
       r.copy_gbps, w.batch, w.context, eval::csv_quote(w.policy), w.budget, w.dense_layers,
       w.prefill_tok_s, w.prefill_tflops, w.decode_ms, w.decode_tok_s, w.floor_ms, w.x_floor,
-      w.speedup > 0 ? fmt::format("{:.6g}", w.speedup) : std::string(), w.weight_bytes, w.kv_bytes);
+      w.speedup > 0 ? fmt::format("{:.6g}", w.speedup) : std::string(), w.weight_bytes, w.kv_bytes,
+      profiled(w, w.products_ms), profiled(w, w.attention_ms), profiled(w, w.other_ms));
 }
 
 // Rows of one (context, batch) point: one prefill, then every policy decodes from it.
@@ -223,7 +232,8 @@ std::vector<BenchE2eRow> run_point(const model::LlamaModel& model, const BenchE2
   ro.threads = o.threads;
   ro.any_policy = true;
   ro.gpu_f32_weights = o.gpu_f32_weights;
-  ro.cuda_graphs = o.cuda_graphs;
+  ro.cuda_graphs = o.cuda_graphs && !o.profile;
+  ro.profile_steps = o.profile;
   model::Session session(model, ro);
 
   const int vocab = c.vocab_size;
@@ -259,7 +269,9 @@ std::vector<BenchE2eRow> run_point(const model::LlamaModel& model, const BenchE2
     session.set_policy(p.config);
     std::vector<int32_t> tokens = first;
     std::vector<double> ms;
+    model::StepProfile before;
     for (int step = 0; step < steps; ++step) {
+      if (step == kWarmupSteps) before = session.step_profile();
       const auto t0 = clock::now();
       session.decode(seqs, tokens, logits.data());
       const double t = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
@@ -277,6 +289,13 @@ std::vector<BenchE2eRow> run_point(const model::LlamaModel& model, const BenchE2
     w.prefill_tok_s = context / prefill_s;
     w.prefill_tflops = prefill_flops(model, context) / prefill_s / 1e12;
     w.decode_ms = median(ms);
+    if (const model::StepProfile after = session.step_profile(); after.steps > before.steps) {
+      const double n = after.steps - before.steps;
+      w.profiled = true;
+      w.products_ms = (after.products - before.products) / n;
+      w.attention_ms = (after.attention - before.attention) / n;
+      w.other_ms = (after.other() - before.other()) / n;
+    }
     w.decode_tok_s = batch / (w.decode_ms / 1e3);
     // Timed step i (after the warm-ups) attends context + kWarmupSteps + i + 1 tokens.
     double kv = 0;

@@ -42,6 +42,9 @@ struct BenchE2eOptions {
   int threads = 0;        // cpu: ≤ 0 is OpenMP's default
   bool gpu_f32_weights = false;
   bool cuda_graphs = true;
+  // cuda: launch steps eagerly and time their products and attention with events (a diagnostic:
+  // without graphs the step itself is slower).
+  bool profile = false;
 };
 
 inline constexpr int kWarmupSteps = 3;
@@ -96,6 +99,9 @@ struct BenchE2eRow {
   double floor_ms = 0;                           // (weight + kv bytes) / copy bandwidth
   double x_floor = 0;                            // decode_ms / floor_ms
   double speedup = 0;  // the full row's decode_ms / this one's; 0 without a full row
+  // With --profile (cuda): device ms per timed step in the products, attention and the rest.
+  bool profiled = false;
+  double products_ms = 0, attention_ms = 0, other_ms = 0;
 };
 
 struct BenchE2eResult {

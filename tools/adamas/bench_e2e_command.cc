@@ -47,6 +47,9 @@ void add_bench_e2e_command(CLI::App& app, int& status) {
   cmd->add_flag("--gpu-f32-weights", o->gpu_f32_weights,
                 "cuda: keep f32 checkpoints in f32 (default: converted to bf16)");
   cmd->add_flag("!--no-cuda-graphs", o->cuda_graphs, "cuda: launch decode steps one by one");
+  cmd->add_flag("--profile", o->profile,
+                "cuda: launch decode steps one by one and report the device time of their matrix "
+                "products, attention and the rest (CUDA events)");
   cmd->callback([o, &status] {
     run_bench_e2e(*o);
     status = 0;

@@ -69,6 +69,9 @@ struct RuntimeOptions {
   bool gpu_f32_weights = false;
   // GPU: replay decode steps as CUDA graphs (captured per batch size and context bucket).
   bool cuda_graphs = true;
+  // GPU, without graphs: time each decode step's matrix products and attention with CUDA events
+  // (Session::step_profile), a diagnostic of where a step's time goes.
+  bool profile_steps = false;
 
   void validate() const;  // throws adamas::Error naming the field (policy included)
 };
@@ -82,6 +85,15 @@ CacheConfig cache_config_for(const ModelConfig& model, const RuntimeOptions& opt
 // [seqs.size()][num_heads][head_dim] (host memory) after the step's K/V were appended to the cache
 // and before attention (evaluations capture real queries with it). Empty: none.
 using QueryObserver = std::function<void(int layer, std::span<const SeqId> seqs, const float* q)>;
+
+// Where decode steps' device time went (profile_steps), milliseconds summed over steps.
+struct StepProfile {
+  int steps = 0;
+  double wall = 0;       // first kernel's start to the logits' arrival
+  double products = 0;   // the matrix products (projections, MLP, LM head)
+  double attention = 0;  // decode attention (every stage)
+  double other() const { return wall - products - attention; }  // row kernels, gaps, copies
+};
 
 class SessionBackend;
 
@@ -129,6 +141,8 @@ class Session {
   const RuntimeOptions& options() const;
   // Decode attention stage times accumulated over decode() calls.
   const StageTimes& attention_times() const;
+  // GPU with profile_steps: per-part device times of the decode steps so far; else empty.
+  StepProfile step_profile() const;
   SessionBackend& backend() { return *backend_; }
 
  private:

@@ -29,6 +29,7 @@ class SessionBackend {
   virtual int free_pages() const = 0;
   virtual const RuntimeOptions& options() const = 0;
   virtual const StageTimes& attention_times() const = 0;
+  virtual StepProfile step_profile() const { return {}; }
 };
 
 std::unique_ptr<SessionBackend> make_cpu_session(const LlamaModel& model, RuntimeOptions options);

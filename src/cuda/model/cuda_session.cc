@@ -77,8 +77,21 @@ class CudaSession final : public model::SessionBackend {
   int free_pages() const override { return cache_->page_tables().free_pages(); }
   const RuntimeOptions& options() const override { return options_; }
   const StageTimes& attention_times() const override { return times_; }
+  model::StepProfile step_profile() const override { return profile_; }
 
  private:
+  // Step profiling (profile_steps, eager launches): events around products and attention.
+  enum Part { kWall, kProducts, kAttention };
+  int mark_begin(Part part);  // -1 unless marking
+  void mark_end(int mark);
+  void collect_profile();
+  void product(const DeviceMatrix& W, const void* x, int n, float* y, float beta = 0.0f);
+  bool profiling_ = false;
+  bool marking_ = false;  // inside a profiled decode step
+  std::vector<cudaEvent_t> event_pool_;
+  std::vector<std::pair<Part, int>> marks_;  // part, index of its begin event (end = + 1)
+  model::StepProfile profile_;
+
   // Offsets (in int32 elements) of one step's inputs in the staging buffers.
   struct StepLayout {
     int rows = 0, batch = 0, stride = 0;
@@ -168,10 +181,47 @@ CudaSession::CudaSession(const LlamaModel& model, RuntimeOptions options)
   logits_host_.resize(logits_rows_ * c.vocab_size);
   decode_ = std::make_unique<DeviceDecodeAttention>(*cache_);
   set_policy(options_.policy);
+  profiling_ = options_.profile_steps && !options_.cuda_graphs;
+  if (profiling_) {
+    event_pool_.resize(2 * (5 * c.num_layers + 4));
+    for (cudaEvent_t& e : event_pool_) check(cudaEventCreate(&e), "cudaEventCreate");
+  }
+}
+
+int CudaSession::mark_begin(Part part) {
+  if (!marking_) return -1;
+  const int at = static_cast<int>(marks_.size()) * 2;
+  marks_.push_back({part, at});
+  check(cudaEventRecord(event_pool_.at(at), stream_), "cudaEventRecord");
+  return at;
+}
+
+void CudaSession::mark_end(int mark) {
+  if (mark >= 0) check(cudaEventRecord(event_pool_.at(mark + 1), stream_), "cudaEventRecord");
+}
+
+void CudaSession::product(const DeviceMatrix& W, const void* x, int n, float* y, float beta) {
+  const int mark = mark_begin(kProducts);
+  gemm_->linear(W, x, n, y, beta);
+  mark_end(mark);
+}
+
+void CudaSession::collect_profile() {
+  if (marks_.empty()) return;
+  for (const auto& [part, at] : marks_) {
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, event_pool_[at], event_pool_[at + 1]), "cudaEventElapsedTime");
+    (part == kWall       ? profile_.wall
+     : part == kProducts ? profile_.products
+                         : profile_.attention) += ms;
+  }
+  ++profile_.steps;
+  marks_.clear();
 }
 
 CudaSession::~CudaSession() {
   drop_graphs();
+  for (cudaEvent_t e : event_pool_) cudaEventDestroy(e);
   if (stream_) {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
@@ -287,7 +337,7 @@ void CudaSession::forward(const StepLayout& L, const BatchView& tables, bool pre
   for (int layer = 0; layer < c.num_layers; ++layer) {
     const DeviceLayerWeights& w = weights_->layer(layer);
     rms_norm_rows(x_.data(), w.attn_norm, n, D, c.rms_norm_eps, xn_.data(), act_, stream_);
-    gemm_->linear(w.qkv, xn_.data(), n, qkv_.data());
+    product(w.qkv, xn_.data(), n, qkv_.data());
     RopeArgs r;
     r.qkv = qkv_.data();
     r.bias = w.qkv_bias;
@@ -314,15 +364,17 @@ void CudaSession::forward(const StepLayout& L, const BatchView& tables, bool pre
         check(cudaStreamSynchronize(stream_), "query download");
         observer_(layer, seqs, q_host_.data());
       }
+      const int mark = mark_begin(kAttention);
       decode_->run(layer, step, q_.data(), att_.data());
+      mark_end(mark);
     }
     convert_rows(att_.data(), nullptr, int64_t(n) * H * d, H * d, att_act_.data(), act_, stream_);
-    gemm_->linear(w.o, att_act_.data(), n, x_.data(), 1.0f);  // x += attention · Woᵀ
+    product(w.o, att_act_.data(), n, x_.data(), 1.0f);  // x += attention · Woᵀ
     if (w.o_bias) add_bias_rows(x_.data(), w.o_bias, int64_t(n) * D, D, stream_);
     rms_norm_rows(x_.data(), w.mlp_norm, n, D, c.rms_norm_eps, xn_.data(), act_, stream_);
-    gemm_->linear(w.gate_up, xn_.data(), n, gate_up_.data());
+    product(w.gate_up, xn_.data(), n, gate_up_.data());
     swiglu_rows(gate_up_.data(), w.gate_up_bias, n, I, h_act_.data(), act_, stream_);
-    gemm_->linear(w.down, h_act_.data(), n, x_.data(), 1.0f);  // x += mlp
+    product(w.down, h_act_.data(), n, x_.data(), 1.0f);  // x += mlp
     if (w.down_bias) add_bias_rows(x_.data(), w.down_bias, int64_t(n) * D, D, stream_);
   }
 }
@@ -332,7 +384,7 @@ void CudaSession::head(int first, int rows) {
   const int D = c.hidden_size;
   rms_norm_rows(x_.data() + size_t(first) * D, weights_->final_norm(), rows, D, c.rms_norm_eps,
                 xn_.data(), act_, stream_);
-  gemm_->linear(weights_->lm_head(), xn_.data(), rows, logits_dev_.data());
+  product(weights_->lm_head(), xn_.data(), rows, logits_dev_.data());
 }
 
 void CudaSession::prefill(SeqId seq, std::span<const int32_t> tokens, float* logits,
@@ -399,6 +451,8 @@ void CudaSession::prefill(SeqId seq, std::span<const int32_t> tokens, float* log
 
 void CudaSession::decode_eager(const StepLayout& L, const BatchView& tables,
                                std::span<const SeqId> seqs) {
+  marking_ = profiling_;
+  const int wall = mark_begin(kWall);
   upload(L);
   forward(L, tables, /*prefill=*/false, seqs);
   head(0, L.rows);
@@ -406,6 +460,8 @@ void CudaSession::decode_eager(const StepLayout& L, const BatchView& tables,
                         size_t(L.rows) * model_.config().vocab_size * sizeof(float),
                         cudaMemcpyDeviceToHost, stream_),
         "logits download");
+  mark_end(wall);
+  marking_ = false;
 }
 
 void CudaSession::decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens,
@@ -465,7 +521,10 @@ void CudaSession::decode(std::span<const SeqId> seqs, std::span<const int32_t> t
       check(cudaGraphLaunch(it->second, stream_), "cudaGraphLaunch");
     }
     check(cudaStreamSynchronize(stream_), "decode step");
+    collect_profile();
   } catch (...) {
+    marks_.clear();
+    marking_ = false;
     for (int i = 0; i < B; ++i) pt.rollback(seqs[i], pages_before[i]);
     throw;
   }
