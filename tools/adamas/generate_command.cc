@@ -35,6 +35,7 @@ int run_generate(const GenerateOptions& o) {
   ro.prefill_chunk = o.prefill_chunk;
   ro.threads = o.threads;
   ro.cuda_graphs = !o.no_cuda_graphs;
+  ro.gpu_f32_weights = o.gpu_f32_weights;
 
   std::string prompt = o.prompt;
   if (!o.prompt_file.empty()) {
@@ -143,6 +144,9 @@ void add_generate_command(CLI::App& app, int& status) {
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
   cmd->add_flag("--no-cuda-graphs", o->no_cuda_graphs,
                 "cuda: launch each decode step's kernels one by one instead of replaying a graph");
+  cmd->add_flag("--gpu-f32-weights", o->gpu_f32_weights,
+                "cuda: upcast the weights to f32 and multiply in fp32 (default: bf16/f16 as "
+                "stored, f32 checkpoints as bf16)");
   cmd->callback([o, p, pf, &status] {
     if (p->count() == 0 && pf->count() == 0) throw Error("give --prompt TEXT or --prompt-file F");
     status = run_generate(*o);

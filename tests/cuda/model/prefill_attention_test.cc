@@ -20,6 +20,11 @@ struct PrefillCase {
   DType dtype;
 };
 
+void PrintTo(const PrefillCase& c, std::ostream* os) {
+  *os << "d " << c.head_dim << ", heads " << c.q_heads << "/" << c.kv_heads << ", page "
+      << c.page_size << ", prefix " << c.prefix << ", n " << c.n << ", " << dtype_name(c.dtype);
+}
+
 class PrefillAttention : public CudaTest, public ::testing::WithParamInterface<PrefillCase> {};
 
 TEST_P(PrefillAttention, MatchesCpuOnTheSameCache) {
