@@ -86,28 +86,9 @@ def exact_fp32():
 
 
 def run_prompts(model, spec):
-    """The loop of hf_reference_logits.run_variant on a loaded model (any dtype, on CUDA)."""
-    import numpy as np
-    import torch
-    steps, tensors = spec["decode_steps"], {}
-    with torch.inference_mode():
-        for i, prompt in enumerate(spec["prompts"]):
-            out = model(input_ids=torch.tensor([prompt], device="cuda"), use_cache=True)
-            prefill = out.logits[0].float().cpu().numpy()
-            past, last = out.past_key_values, out.logits[0, -1]
-            gen, dec = [], []
-            for _ in range(steps):
-                nxt = int(torch.argmax(last))
-                gen.append(nxt)
-                out = model(input_ids=torch.tensor([[nxt]], device="cuda"),
-                            past_key_values=past, use_cache=True)
-                past, last = out.past_key_values, out.logits[0, -1]
-                dec.append(last.float().cpu().numpy())
-            tensors["prompt%d.ids" % i] = (np.array(prompt), "I64")
-            tensors["prompt%d.prefill_logits" % i] = (prefill, "F32")
-            tensors["prompt%d.generated" % i] = (np.array(gen), "I64")
-            tensors["prompt%d.decode_logits" % i] = (np.stack(dec), "F32")
-    return tensors
+    """hf_reference_logits.run_prompts on CUDA (imported late: --dry-run needs no torch)."""
+    from hf_reference_logits import run_prompts as run
+    return run(model, spec, "cuda")
 
 
 def main(argv=None):

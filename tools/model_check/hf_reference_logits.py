@@ -53,12 +53,16 @@ def run_variant(ckpt, device, prompts_file=None):
     model = cls.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager")
     model.to(device).eval()
     spec = json.load(open(prompts_file or os.path.join(ckpt, "prompts.json")))
-    steps = spec["decode_steps"]
-    tensors = {}
+    return run_prompts(model, spec, device)
+
+
+def run_prompts(model, spec, device):
+    """Logits of a loaded model on spec's prompts: the prefill, then decode_steps greedy steps
+    through the KV cache (the file layout of the module docstring)."""
+    steps, tensors = spec["decode_steps"], {}
     with torch.no_grad():
         for i, prompt in enumerate(spec["prompts"]):
-            ids = torch.tensor([prompt], device=device)
-            out = model(input_ids=ids, use_cache=True)
+            out = model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
             prefill = out.logits[0].float().cpu().numpy()
             past, last = out.past_key_values, out.logits[0, -1]
             gen, dec = [], []
