@@ -9,12 +9,16 @@
 #include "common/check.h"
 #include "core/attention_checks.h"
 
+// foreach_target.h must come first, the per-target headers after it.
+// clang-format off
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/attention_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "cpu/load_row-inl.h"
+// clang-format on
 
 HWY_BEFORE_NAMESPACE();
 namespace adamas::cpu {
@@ -23,29 +27,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-template <DType T>
-HWY_INLINE VF LoadRow(DF df, const std::byte* HWY_RESTRICT row, size_t j) {
-  if constexpr (T == DType::kF32) {
-    return hn::LoadU(df, reinterpret_cast<const float*>(row) + j);
-  } else if constexpr (T == DType::kF16) {
-#if HWY_TARGET == HWY_SCALAR  // Highway 1.0.3's scalar PromoteTo reads f16 Inf/NaN as finite
-    return hn::Set(df, f16_to_f32(reinterpret_cast<const uint16_t*>(row)[j]));
-#endif
-    const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + j));
-  } else {
-    const hn::Rebind<uint16_t, DF> d16;
-    const hn::Rebind<uint32_t, DF> d32;
-    const auto wide = hn::PromoteTo(d32, hn::LoadU(d16, reinterpret_cast<const uint16_t*>(row) + j));
-    return hn::BitCast(df, hn::ShiftLeft<16>(wide));
-  }
-}
-
 // Calls f(i, row) for the rows to attend: every position in page order (idx == nullptr) or
 // positions idx[0 .. count).
 template <class F>
-HWY_INLINE void ForEachRow(const PagedKV& kv, const std::byte* pool, const int32_t* idx,
-                           int count, F&& f) {
+HWY_INLINE void ForEachRow(const PagedKV& kv, const std::byte* pool, const int32_t* idx, int count,
+                           F&& f) {
   if (idx == nullptr) {
     const size_t row_bytes = static_cast<size_t>(kv.head_dim) * dtype_size(kv.dtype);
     const int pages = (count + kv.page_size - 1) / kv.page_size;
@@ -55,9 +41,10 @@ HWY_INLINE void ForEachRow(const PagedKV& kv, const std::byte* pool, const int32
           pool + static_cast<size_t>(kv.page_ids[pi]) * kv.page_stride + kv.head_offset;
       // Pages are scattered in the pool: while reading row s of this page, prefetch row s of
       // the next one, so the next page's rows arrive one page ahead of use.
-      const std::byte* next = pi + 1 < pages ? pool + static_cast<size_t>(kv.page_ids[pi + 1]) *
-                                                          kv.page_stride + kv.head_offset
-                                             : nullptr;
+      const std::byte* next =
+          pi + 1 < pages
+              ? pool + static_cast<size_t>(kv.page_ids[pi + 1]) * kv.page_stride + kv.head_offset
+              : nullptr;
       const int valid = std::min(kv.page_size, count - i);
       for (int s = 0; s < valid; ++s, ++i) {
         if (next != nullptr) {
@@ -180,7 +167,8 @@ void AttendT(const float* HWY_RESTRICT q, int nq, const PagedKV& kv, const int32
   scores.resize(static_cast<size_t>(nq) * count);
   Scores<T>(q, nq, kv, idx, count, scale, scores.data(), count);
   float inv_sum[64];
-  for (int h = 0; h < nq; ++h) inv_sum[h] = 1.0f / SoftmaxNumerators(scores.data() + h * count, count);
+  for (int h = 0; h < nq; ++h)
+    inv_sum[h] = 1.0f / SoftmaxNumerators(scores.data() + h * count, count);
   std::fill(out, out + nq * d, 0.0f);
   ForHeadGroups(nq, [&]<int HN>(int h0) {
     WeightedValuesGroup<T, HN>(scores.data() + size_t(h0) * count, count, kv, idx, count,
@@ -197,16 +185,21 @@ void AttendT(const float* HWY_RESTRICT q, int nq, const PagedKV& kv, const int32
 void Attend(const float* q, int nq, const PagedKV& kv, const int32_t* idx, int count, float scale,
             float* out) {
   switch (kv.dtype) {
-    case DType::kF32: return AttendT<DType::kF32>(q, nq, kv, idx, count, scale, out);
-    case DType::kF16: return AttendT<DType::kF16>(q, nq, kv, idx, count, scale, out);
-    case DType::kBF16: return AttendT<DType::kBF16>(q, nq, kv, idx, count, scale, out);
+    case DType::kF32:
+      return AttendT<DType::kF32>(q, nq, kv, idx, count, scale, out);
+    case DType::kF16:
+      return AttendT<DType::kF16>(q, nq, kv, idx, count, scale, out);
+    case DType::kBF16:
+      return AttendT<DType::kBF16>(q, nq, kv, idx, count, scale, out);
   }
 }
 
 void KeyScores(const float* q, int nq, const PagedKV& kv, float* out, size_t stride) {
   switch (kv.dtype) {
-    case DType::kF32: return Scores<DType::kF32>(q, nq, kv, nullptr, kv.length, 1.f, out, stride);
-    case DType::kF16: return Scores<DType::kF16>(q, nq, kv, nullptr, kv.length, 1.f, out, stride);
+    case DType::kF32:
+      return Scores<DType::kF32>(q, nq, kv, nullptr, kv.length, 1.f, out, stride);
+    case DType::kF16:
+      return Scores<DType::kF16>(q, nq, kv, nullptr, kv.length, 1.f, out, stride);
     case DType::kBF16:
       return Scores<DType::kBF16>(q, nq, kv, nullptr, kv.length, 1.f, out, stride);
   }

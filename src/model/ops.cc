@@ -7,6 +7,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "adamas/core/matvec.h"
 #include "common/check.h"
 #include "common/parallel.h"
 
@@ -62,9 +63,21 @@ void to_f32(const void* src, DType type, float* dst, size_t n) {
 void linear(const float* x, int n, const Matrix& W, const float* bias, float* y, int threads) {
   ADAMAS_CHECK(n >= 0 && W.data != nullptr, "linear: bad arguments (n = {})", n);
   if (n == 0) return;
-  blas_single_threaded();
   const int rows = W.rows, cols = W.cols;
   threads = resolve_threads(threads, double(n) * rows * cols);
+  if (n <= kMatvecMaxRows) {  // decode: stream the weights once, converted in registers
+    const int block = std::clamp(rows / (8 * threads), 16, 1024) / 16 * 16;
+    const int blocks = (rows + block - 1) / block;
+    parallel_for(blocks, threads, [&](int b) {
+      const int r0 = b * block, r1 = std::min(rows, r0 + block);
+      matvec(x, n, cols, W.data, W.dtype, r0, r1, y, rows);
+      if (bias)
+        for (int i = 0; i < n; ++i)
+          for (int r = r0; r < r1; ++r) y[size_t(i) * rows + r] += bias[r];
+    });
+    return;
+  }
+  blas_single_threaded();
   // Enough blocks to balance the threads, each large enough for sgemm to be efficient.
   int block = std::clamp(rows / (4 * threads), 16, 512);
   block = (block + 15) / 16 * 16;

@@ -11,9 +11,10 @@
 
 namespace adamas::model {
 
-// y[n][W.rows] = x[n][W.cols] · Wᵀ (+ bias[W.rows] when not null). BLAS sgemm on blocks of output
-// rows, blocks spread over `threads` OpenMP threads (≤ 0: all); f16/bf16 weights are converted to
-// fp32 one block at a time, so no fp32 copy of the model is ever made.
+// y[n][W.rows] = x[n][W.cols] · Wᵀ (+ bias[W.rows] when not null), blocks of output rows spread
+// over `threads` OpenMP threads (≤ 0: all). Up to kMatvecMaxRows rows of x (decode steps): the
+// SIMD matvec (core/matvec.h), which reads each weight once in its own dtype. More (prefill): BLAS
+// sgemm, f16/bf16 weights converted to fp32 one block at a time (no fp32 copy of the model).
 void linear(const float* x, int n, const Matrix& W, const float* bias, float* y, int threads = 0);
 
 // y = x / sqrt(mean(x²) + eps) · weight, per row of `dim` (y may alias x).
