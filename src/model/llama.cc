@@ -29,9 +29,13 @@ void RuntimeOptions::validate() const {
   ADAMAS_CHECK(max_tokens >= 1 && max_batch >= 1, "max_tokens ({}) and max_batch ({}) must be ≥ 1",
                max_tokens, max_batch);
   ADAMAS_CHECK(prefill_chunk >= 1, "prefill_chunk must be ≥ 1, got {}", prefill_chunk);
+  // Checked here, before any size is divided by it (the cache config checks it again).
+  ADAMAS_CHECK(page_size >= 1 && page_size <= 4096,
+               "page_size (--page-size) must be in [1, 4096], got {}", page_size);
 }
 
 CacheConfig cache_config_for(const ModelConfig& c, const RuntimeOptions& o) {
+  o.validate();
   CacheConfig cc;
   cc.num_layers = c.num_layers;
   cc.num_kv_heads = c.num_kv_heads;

@@ -300,6 +300,17 @@ TEST_F(Runtime, ErrorsAreClear) {
   const auto t = tokens(40, 10);
   EXPECT_THAT(test_error([&] { tiny.prefill(tiny.add_sequence(), t, out.data()); }),
               ::testing::HasSubstr("KV cache is full"));
+  // Options are checked before any size is computed from them (a page size of 0 once divided).
+  for (int page : {0, -3, 5000}) {
+    RuntimeOptions bad_page = options("full");
+    bad_page.page_size = page;
+    EXPECT_THAT(test_error([&] { Session(*model_, bad_page); }),
+                ::testing::HasSubstr("page_size (--page-size) must be in [1, 4096]"));
+  }
+  RuntimeOptions no_tokens = options("full");
+  no_tokens.max_tokens = 0;
+  EXPECT_THAT(test_error([&] { Session(*model_, no_tokens); }),
+              ::testing::HasSubstr("max_tokens (0)"));
 }
 
 }  // namespace
