@@ -1,6 +1,7 @@
 // Micro-benchmarks of the CPU kernels, one head at a time, data resident in a paged cache.
 // Whole decode steps, per stage and against dense attention, are timed by `adamas bench`.
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
 #include <random>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "adamas/core/attention.h"
 #include "adamas/core/estimate.h"
 #include "adamas/core/hadamard.h"
+#include "adamas/core/matvec.h"
 #include "adamas/core/topk.h"
 
 namespace adamas {
@@ -63,7 +65,12 @@ void BM_Estimate(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * n * spec.key_code_bytes());
 }
-BENCHMARK(BM_Estimate)->Args({4096, 1})->Args({4096, 0})->Args({32768, 1})->Args({131072, 1})->Args({131072, 0});
+BENCHMARK(BM_Estimate)
+    ->Args({4096, 1})
+    ->Args({4096, 0})
+    ->Args({32768, 1})
+    ->Args({131072, 1})
+    ->Args({131072, 0});
 
 void BM_SelectSmallest(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0)), k = static_cast<int>(state.range(1));
@@ -104,6 +111,30 @@ void BM_SparseAttention(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * budget);
 }
 BENCHMARK(BM_SparseAttention)->Arg(64)->Arg(256)->Arg(4096);
+
+// A decode step's product: n rows times an MLP-sized bf16 matrix (14336 × 4096, 117 MB, larger than
+// the caches), rows split over the OpenMP threads as model::linear does. Bytes/s counts the
+// weights read: compare with the read-only bandwidth `adamas bench` prints.
+void BM_MatvecBf16(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0)), rows = 14336, cols = 4096;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  std::vector<float> w(size_t(rows) * cols), x(size_t(n) * cols), y(size_t(n) * rows);
+  for (float& v : w) v = normal(rng);
+  for (float& v : x) v = normal(rng);
+  std::vector<uint16_t> wb(w.size());
+  convert_from_f32(w.data(), wb.data(), DType::kBF16, w.size());
+  const int threads = omp_get_max_threads(), block = 256;
+  for (auto _ : state) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (int r0 = 0; r0 < rows; r0 += block)
+      matvec(x.data(), n, cols, wb.data(), DType::kBF16, r0, std::min(rows, r0 + block), y.data(),
+             rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * rows * cols * 2);
+}
+BENCHMARK(BM_MatvecBf16)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
 
 }  // namespace
 }  // namespace adamas

@@ -1,6 +1,6 @@
 // y = x · Wᵀ for a few rows x (core/matvec.h), Highway SIMD with run-time dispatch. Each weight
-// row is streamed once and converted to fp32 in registers; up to four x rows share each loaded
-// weight vector (more rows re-read the weight row from L1, not from memory).
+// row is streamed once and converted to fp32 in registers; blocks of 2 weight rows × up to 4 x
+// rows share each loaded vector (more x rows re-read the weight rows from L1, not from memory).
 #include <algorithm>
 
 #include "adamas/core/matvec.h"
@@ -22,28 +22,50 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Rows x[i0 .. i0 + G) against one weight row: G dot products.
-template <DType T, int G>
-HWY_INLINE void DotGroup(const float* HWY_RESTRICT x, int cols, const std::byte* HWY_RESTRICT w,
-                         float* out) {
+// R weight rows against G rows of x: R·G dot products, each loaded vector used R or G times
+// (2 × 4 blocks: 6 loads per 8 multiply-adds, against 5 per 4 with one weight row).
+template <DType T, int R, int G>
+HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, int cols, const std::byte* const* w,
+                         float (*out)[4]) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  VF acc[G];
-  for (int g = 0; g < G; ++g) acc[g] = hn::Zero(df);
+  VF acc[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) acc[r][g] = hn::Zero(df);
   size_t j = 0;
   for (; j + N <= static_cast<size_t>(cols); j += N) {
-    const VF wj = LoadRow<T>(df, w, j);
-    for (int g = 0; g < G; ++g)
-      acc[g] = hn::MulAdd(wj, hn::LoadU(df, x + g * size_t(cols) + j), acc[g]);
-  }
-  for (int g = 0; g < G; ++g) {
-    float s = hn::GetLane(hn::SumOfLanes(df, acc[g]));
-    for (size_t t = j; t < static_cast<size_t>(cols); ++t) {
-      float wt;
-      convert_to_f32(w + t * dtype_size(T), T, &wt, 1);
-      s += wt * x[g * size_t(cols) + t];
+    VF wj[R];
+    for (int r = 0; r < R; ++r) wj[r] = LoadRow<T>(df, w[r], j);
+    for (int g = 0; g < G; ++g) {
+      const VF xg = hn::LoadU(df, x + g * size_t(cols) + j);
+      for (int r = 0; r < R; ++r) acc[r][g] = hn::MulAdd(wj[r], xg, acc[r][g]);
     }
-    out[g] = s;
+  }
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) {
+      float s = hn::GetLane(hn::SumOfLanes(df, acc[r][g]));
+      for (size_t t = j; t < static_cast<size_t>(cols); ++t) {
+        float wt;
+        convert_to_f32(w[r] + t * dtype_size(T), T, &wt, 1);
+        s += wt * x[g * size_t(cols) + t];
+      }
+      out[r][g] = s;
+    }
+}
+
+// DotBlock with R and G as run-time values (R ≤ 2, G ≤ 4).
+template <DType T, int R>
+HWY_INLINE void DotBlockG(int g, const float* x, int cols, const std::byte* const* w,
+                          float (*out)[4]) {
+  switch (g) {
+    case 4:
+      return DotBlock<T, R, 4>(x, cols, w, out);
+    case 3:
+      return DotBlock<T, R, 3>(x, cols, w, out);
+    case 2:
+      return DotBlock<T, R, 2>(x, cols, w, out);
+    default:
+      return DotBlock<T, R, 1>(x, cols, w, out);
   }
 }
 
@@ -51,29 +73,24 @@ template <DType T>
 void MatvecT(const float* x, int n, int cols, const void* W, int r0, int r1, float* y,
              size_t y_stride) {
   const size_t row_bytes = size_t(cols) * dtype_size(T);
-  float tmp[4];
-  for (int r = r0; r < r1; ++r) {
-    const std::byte* w = static_cast<const std::byte*>(W) + size_t(r) * row_bytes;
+  float tmp[2][4];
+  for (int r = r0; r < r1;) {
+    // One row at a time for n = 1: two weight streams measured slower there (26.6 vs 22.7 GB/s).
+    const int R = n >= 2 ? std::min(2, r1 - r) : 1;
+    const std::byte* w[2];
+    for (int k = 0; k < R; ++k) w[k] = static_cast<const std::byte*>(W) + size_t(r + k) * row_bytes;
     for (int i = 0; i < n;) {
-      const float* xi = x + size_t(i) * cols;
       const int g = std::min(4, n - i);
-      switch (g) {
-        case 4:
-          DotGroup<T, 4>(xi, cols, w, tmp);
-          break;
-        case 3:
-          DotGroup<T, 3>(xi, cols, w, tmp);
-          break;
-        case 2:
-          DotGroup<T, 2>(xi, cols, w, tmp);
-          break;
-        default:
-          DotGroup<T, 1>(xi, cols, w, tmp);
-          break;
+      if (R == 2) {
+        DotBlockG<T, 2>(g, x + size_t(i) * cols, cols, w, tmp);
+      } else {
+        DotBlockG<T, 1>(g, x + size_t(i) * cols, cols, w, tmp);
       }
-      for (int k = 0; k < g; ++k) y[size_t(i + k) * y_stride + r] = tmp[k];
+      for (int k = 0; k < R; ++k)
+        for (int q = 0; q < g; ++q) y[size_t(i + q) * y_stride + r + k] = tmp[k][q];
       i += g;
     }
+    r += R;
   }
 }
 
