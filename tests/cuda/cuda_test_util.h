@@ -563,6 +563,95 @@ inline PolicyConfig adamas_policy(const cuda::DeviceLayer& layer, int budget = 2
   return p;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Comparing a TwinCache's two caches (append and device-cache tests).
+
+struct DevicePools {
+  cuda::DeviceLayer layer;
+  std::vector<std::byte> k, v;
+  std::vector<uint64_t> codes;
+};
+
+// Downloads one layer's pools: every byte any (head, page, slot) of the layout can address.
+inline DevicePools download_layer(const cuda::DeviceKVCache& gpu, int layer) {
+  const CacheConfig& c = gpu.config();
+  DevicePools p;
+  p.layer = gpu.layer(layer);
+  const cuda::DeviceLayer& L = p.layer;
+  const size_t H = c.num_kv_heads, N = c.num_pages;
+  const size_t page_bytes = size_t(c.page_size) * c.head_dim * dtype_size(c.dtype);
+  const size_t kv_bytes = (H - 1) * L.kv_head_stride + (N - 1) * L.kv_page_stride + page_bytes;
+  const size_t code_words = (H - 1) * L.code_head_stride + (N - 1) * L.code_page_stride +
+                            size_t(c.codes.bits) * L.words() * L.slot_stride();
+  p.k = download_array(L.k_pool, kv_bytes);
+  p.v = download_array(L.v_pool, kv_bytes);
+  p.codes = download_array(L.code_pool, code_words);
+  return p;
+}
+
+inline std::string row_diff(const std::byte* got, const std::byte* want, DType t, int d) {
+  for (int i = 0; i < d; ++i)
+    if (std::memcmp(got + i * dtype_size(t), want + i * dtype_size(t), dtype_size(t)) != 0) {
+      std::ostringstream s;
+      s << "element " << i << ": device " << stored_float(got, t, i) << ", cpu "
+        << stored_float(want, t, i);
+      return s.str();
+    }
+  return "";
+}
+
+// Lengths, page tables, free pages, and every stored byte and code word of `seqs` in every layer.
+inline void expect_same_contents(const TwinCache& tc, const std::vector<int>& seqs) {
+  const CacheConfig& c = tc.config;
+  const int H = c.num_kv_heads, d = c.head_dim, P = c.page_size;
+  const size_t row = size_t(d) * dtype_size(c.dtype);
+  CodeSpec spec = c.codes;
+  spec.head_dim = d;
+  const int words = spec.words(), slot_stride = code_slot_stride(P);
+  ASSERT_EQ(tc.gpu->free_pages(), tc.cpu->free_pages());
+  // Page ids of live sequences: distinct and in range.
+  std::set<int32_t> seen;
+  for (int s : seqs) {
+    const auto pt = tc.gpu->page_table(tc.gpu_seqs[s]);
+    ASSERT_EQ(pt.size(), tc.cpu->page_table(tc.cpu_seqs[s]).size()) << "sequence " << s;
+    for (int32_t p : pt) {
+      ASSERT_GE(p, 0);
+      ASSERT_LT(p, c.num_pages);
+      ASSERT_TRUE(seen.insert(p).second) << "page " << p << " owned twice";
+    }
+  }
+  for (int l = 0; l < c.num_layers; ++l) {
+    const DevicePools pools = download_layer(*tc.gpu, l);
+    const cuda::DeviceLayer& L = pools.layer;
+    for (int s : seqs) {
+      const int len = tc.cpu->length(l, tc.cpu_seqs[s]);
+      ASSERT_EQ(tc.gpu->length(l, tc.gpu_seqs[s]), len) << "layer " << l << " sequence " << s;
+      const auto pt = tc.gpu->page_table(tc.gpu_seqs[s]);
+      for (int h = 0; h < H; ++h) {
+        const PagedKV kv = tc.cpu->kv(l, tc.cpu_seqs[s], h);
+        const PagedCodes codes = tc.cpu->codes(l, tc.cpu_seqs[s], h);
+        for (int t = 0; t < len; ++t) {
+          SCOPED_TRACE("layer " + std::to_string(l) + " sequence " + std::to_string(s) +
+                       " kv head " + std::to_string(h) + " token " + std::to_string(t) + " of " +
+                       std::to_string(len));
+          const size_t off =
+              h * L.kv_head_stride + size_t(pt[t / P]) * L.kv_page_stride + (t % P) * row;
+          ASSERT_EQ(row_diff(pools.k.data() + off, kv.key(t), c.dtype, d), "") << "key";
+          ASSERT_EQ(row_diff(pools.v.data() + off, kv.value(t), c.dtype, d), "") << "value";
+          const uint64_t* cpu_page = codes.page(t / P);
+          const uint64_t* gpu_page =
+              pools.codes.data() + h * L.code_head_stride + size_t(pt[t / P]) * L.code_page_stride;
+          for (int p = 0; p < spec.bits; ++p)
+            for (int w = 0; w < words; ++w) {
+              const size_t at = (size_t(p) * words + w) * slot_stride + t % P;
+              ASSERT_EQ(gpu_page[at], cpu_page[at]) << "code word of plane " << p << " word " << w;
+            }
+        }
+      }
+    }
+  }
+}
+
 // Pages a set of sequences needs, plus spare.
 inline int pages_needed(const CacheConfig& c, const std::vector<int>& lengths, int spare = 2) {
   int p = spare;

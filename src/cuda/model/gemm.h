@@ -7,16 +7,13 @@
 
 #include "adamas/common/dtype.h"
 #include "adamas/cuda/runtime.h"
+#include "adamas/model/weights.h"
 
 namespace adamas::cuda {
 
-// Row-major [rows][cols] in device memory: a linear layer's weight, [out][in] as HF stores it.
-struct DeviceMatrix {
-  const void* data = nullptr;
-  DType dtype = DType::kBF16;
-  int rows = 0;
-  int cols = 0;
-};
+// A linear layer's weight, row-major [out][in] as HF stores it: the host runtime's Matrix, here
+// with its data in device memory.
+using DeviceMatrix = model::Matrix;
 
 class Gemm {
  public:
