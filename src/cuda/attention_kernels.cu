@@ -8,6 +8,8 @@
 // (max, sum, unnormalized output) goes to a workspace; the last split to finish (an arrival
 // counter per unit) merges them all and writes the output, so one launch does the whole step.
 // Scores are kept in log2 units (q pre-scaled by scale·log2 e) so the softmax uses exp2.
+// Dense attention at head_dim 64 and 128 goes to the tensor-core kernel (dense_attention_mma.cu)
+// instead; this one serves sparse rows and the other head sizes.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -15,36 +17,12 @@
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include "cuda/attention_common.cuh"
 #include "cuda/device_common.cuh"
 #include "cuda/launch.h"
 
 namespace adamas::cuda::detail {
 namespace {
-
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
-constexpr unsigned kFull = 0xffffffffu;
-constexpr float kLog2e = 1.4426950408889634f;
-
-// exp2(m − M), 0 for an empty state (m = −inf), also when M is −inf.
-__device__ __forceinline__ float rescale(float m, float big_m) {
-  return m == -INFINITY ? 0.0f : exp2f(m - big_m);
-}
-
-// Per unit: the merge keeps one weight per split in shared memory.
-constexpr int kMaxSplits = kMaxFusedSplits;
-
-// Block-wide reduction of one float per thread; every thread gets the result.
-template <class Op>
-__device__ __forceinline__ float block_reduce(float x, float* scratch, Op op) {
-  for (int off = 16; off > 0; off >>= 1) x = op(x, __shfl_xor_sync(kFull, x, off));
-  __syncthreads();  // scratch may still be read from a previous reduction
-  if ((threadIdx.x & 31) == 0) scratch[threadIdx.x >> 5] = x;
-  __syncthreads();
-  float r = scratch[0];
-  for (int w = 1; w < kWarps; ++w) r = op(r, scratch[w]);
-  return r;
-}
 
 // Where a block's keys come from.
 enum Mode : int {
@@ -134,27 +112,6 @@ __device__ int select_chunk(const FusedSelect& f, size_t row, int chunk, int n_c
   return count;
 }
 
-struct Split {
-  int splits;
-  int split_len;  // positions (dense) or index entries (sparse) per split
-};
-
-// Everything a launch needs, passed by value.
-struct Params {
-  DeviceLayer layer;
-  DeviceBatch batch;
-  const float* q;
-  int num_q_heads;
-  SparseArgs sparse;
-  float q_scale;  // scale · log2 e
-  Split split;
-  float* part_o;       // [rows][splits][d]
-  float* part_ml;      // [rows][splits][2]: max, sum
-  uint32_t* counters;  // [batch][units]
-  float* out;
-  FusedSelect select;  // kSelect
-};
-
 template <class Cache, int G, int MODE, int U>
 __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   constexpr bool SPARSE = MODE != kDense;
@@ -165,10 +122,6 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
   const float* __restrict__ q = params.q;
   const int num_q_heads = params.num_q_heads;
   const float q_scale = params.q_scale;
-  float* __restrict__ part_o = params.part_o;
-  float* __restrict__ part_ml = params.part_ml;
-  uint32_t* __restrict__ counters = params.counters;
-  float* __restrict__ out = params.out;
   const int b = blockIdx.z, s = blockIdx.x;
   const int d = layer.head_dim, lpk = d / 8, kpw = 32 / lpk;
   const int group = num_q_heads / layer.num_kv_heads;
@@ -324,79 +277,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params params) {
     }
   }
   __syncthreads();
-  for (int g = 0; g < heads; ++g) {
-    float mx = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, sm_ml[w][g][0]);
-    const size_t row = static_cast<size_t>(b) * num_q_heads + qh0 + g;
-    const size_t part = row * split.splits + s;
-    for (int i = threadIdx.x; i < d; i += kThreads) {
-      float acc = 0.0f;
-      for (int w = 0; w < kWarps; ++w) acc += sm_o[w][g][i] * rescale(sm_ml[w][g][0], mx);
-      part_o[part * d + i] = acc;
-    }
-    if (threadIdx.x == 0) {
-      float sum = 0.0f;
-      for (int w = 0; w < kWarps; ++w) sum += sm_ml[w][g][1] * rescale(sm_ml[w][g][0], mx);
-      part_ml[part * 2] = mx;
-      part_ml[part * 2 + 1] = sum;
-    }
-  }
-
-  // The last split of this unit to arrive merges the splits (threadFenceReduction pattern).
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    uint32_t* counter = counters + static_cast<size_t>(b) * gridDim.y + blockIdx.y;
-    last = atomicAdd(counter, 1u) == static_cast<uint32_t>(split.splits - 1);
-    if (last) *counter = 0;  // ready for the next launch
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  // Merge: per head, the splits' weights 2^(m_t − M) into shared memory, then the warps sum
-  // disjoint sets of splits (lanes over dimensions, coalesced) and one pass adds the warps.
-  __shared__ float sm_w[kMaxSplits];
-  __shared__ float sm_red[kWarps];
-  const int S = split.splits;
-  for (int g = 0; g < heads; ++g) {
-    const size_t row = static_cast<size_t>(b) * num_q_heads + qh0 + g;
-    const float* ml = part_ml + row * S * 2;
-    float mx = -INFINITY;
-    for (int t = threadIdx.x; t < S; t += kThreads) mx = fmaxf(mx, __ldcg(ml + 2 * t));
-    mx = block_reduce(mx, sm_red, [](float x, float y) { return fmaxf(x, y); });
-    float sum = 0.0f;
-    for (int t = threadIdx.x; t < S; t += kThreads) {
-      const float w = rescale(__ldcg(ml + 2 * t), mx);
-      sm_w[t] = w;
-      sum += __ldcg(ml + 2 * t + 1) * w;
-    }
-    sum = block_reduce(sum, sm_red, [](float x, float y) { return x + y; });  // syncs sm_w too
-    float acc[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
-    const float* o_row = part_o + row * S * d;
-    for (int t = warp; t < S; t += kWarps) {
-      const float w = sm_w[t];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int i = lane + 32 * j;
-        if (i < d) acc[j] = fmaf(__ldcg(o_row + static_cast<size_t>(t) * d + i), w, acc[j]);
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int i = lane + 32 * j;
-      if (i < d) sm_o[warp][0][i] = acc[j];
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < d; i += kThreads) {
-      float total = 0.0f;
-      for (int w = 0; w < kWarps; ++w) total += sm_o[w][0][i];
-      out[row * d + i] = total / sum;
-    }
-    __syncthreads();  // sm_o and sm_w are reused by the next head
-  }
+  finish_split<G, 256>(params, sm_o, sm_ml, heads, qh0);
 }
 
 template <int G, int MODE>
@@ -440,10 +321,35 @@ struct Shape {
   }
 };
 
+// The tensor-core kernel: as many splits as fill whole waves of resident blocks (every split does
+// the same work, so a half-empty last wave costs as much as a full one), of at least one tile per
+// warp, a multiple of kTile keys each.
+Shape dense_mma_shape(const DeviceLayer& layer, int batch, int keys, int group) {
+  const int units = layer.num_kv_heads * ceil_div(group, kMmaHeads);
+  const long long per_split = static_cast<long long>(units) * batch;
+  const long long resident =
+      static_cast<long long>(dense_mma_blocks_per_sm(layer.dtype, layer.head_dim)) * sm_count();
+  const int most = std::clamp(ceil_div(keys, kWarps * kTile), 1, kMaxSplits);
+  int splits = 1;
+  double best = 0;
+  for (int s = 1; s <= most; ++s) {
+    const long long blocks = per_split * s;
+    const double fill = static_cast<double>(blocks) / (ceil_div(blocks, resident) * resident);
+    if (fill > best + 1e-9) {
+      best = fill;
+      splits = s;
+    }
+    if (fill >= 0.9) break;
+  }
+  const int split_len = ceil_div(ceil_div(keys, splits), kTile) * kTile;
+  return {kMmaHeads, units, Split{ceil_div(keys, split_len), split_len}};
+}
+
 // keys: max_count (sparse) or max_length (dense).
 Shape attention_shape(const DeviceLayer& layer, int batch, int keys, int num_q_heads, bool sparse,
                       bool shared_rows) {
   const int group = num_q_heads / layer.num_kv_heads;
+  if (!sparse && dense_mma_supported(layer)) return dense_mma_shape(layer, batch, keys, group);
   const bool per_head = sparse && !shared_rows;
   int G = 1;
   while (G < group && G < 8) G *= 2;
@@ -511,6 +417,8 @@ void launch_attention(const DeviceLayer& layer, const DeviceBatch& batch, const 
   const dim3 grid(shape.split.splits, shape.units, batch.batch);
   if (sparse != nullptr) {
     launch_group<kIndices>(shape.G, p, grid, stream);
+  } else if (dense_mma_supported(layer)) {
+    launch_dense_mma(p, grid, stream);
   } else {
     launch_group<kDense>(shape.G, p, grid, stream);
   }

@@ -1,6 +1,7 @@
 // kernels.h dense_decode_attention / sparse_decode_attention vs adamas::ref::dense_decode_attention
 // / ref::sparse_decode_attention on CPU views over the same K/V pools: f16 and bf16, GQA groups
-// 1, 2, 4, 8 and 3, head_dim 16..256, lengths 1, 3, 63, 64, 65, 1000 (100000 in the Large test:
+// 1, 2, 4, 8 and 3 (and 12, 16 for the tensor-core dense kernel), head_dim 16..256 (dense at 64
+// and 128 runs on tensor cores, at the others on CUDA cores), lengths 1, 3, 63, 64, 65, 1000 (100000 in the Large test:
 // many splits), page sizes incl. ones not a multiple of 8, sparse per query head and with
 // shared_rows, index sets of one position, every position and random ones. Tolerance: fp32
 // accumulation in another order (attention_close). Outputs are poisoned with NaN first.
@@ -183,6 +184,29 @@ TEST_F(CudaAttention, DenseMatchesReference) {
     t.max_length_slack = index % 3 == 1 ? 7 : 0;
     check_dense(t, group, index % 2 ? 3.0f : 1.0f, 200 + index, ws);
   });
+}
+
+// The tensor-core dense kernel (head_dim 64 and 128) at the edges of its tiling: groups above
+// its 8 heads per block (12, 16), lengths around its 16-key tiles and 64-key block rounds, page
+// sizes that are and are not multiples of 16 (one page per tile, or a page lookup per key).
+TEST_F(CudaAttention, DenseTileEdgesAndLargeGroups) {
+  cuda::AttentionWorkspace ws;
+  int index = 0;
+  for (DType dt : {DType::kF16, DType::kBF16})
+    for (int d : {64, 128})
+      for (int group : {12, 16, 1}) {
+        ++index;
+        LayerShape shape;
+        shape.dtype = dt;
+        shape.head_dim = d;
+        shape.kv_heads = 2;
+        shape.page_size = (index % 3 == 0) ? 7 : (index % 3 == 1 ? 16 : 48);
+        LayerContent content;
+        content.codes = false;
+        TestLayer t = make_test_layer(shape, {16, 1, 15, 17, 63, 64, 65, 4097}, 900 + index, content);
+        check_dense(t, group, index % 2 ? 3.0f : 1.0f, 950 + index, ws);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
 }
 
 TEST_F(CudaAttention, SparseMatchesReference) {

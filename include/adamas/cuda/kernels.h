@@ -128,7 +128,9 @@ class AttentionWorkspace {
   DeviceBuffer<uint32_t> counters_;
 };
 
-// Over every position of every sequence.
+// Over every position of every sequence. head_dim 64 and 128 run on tensor cores with q and the
+// softmax weights split into 16-bit pieces (fp32-level scores and weights, the same tolerance
+// against ref::dense_decode_attention as the fp32 kernel that serves the other head sizes).
 void dense_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                             int num_q_heads, float scale, float* out, AttentionWorkspace& ws,
                             cudaStream_t stream);
