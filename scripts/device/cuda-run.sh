@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One full GPU run on the device machine (H200): build, CUDA tests, compute-sanitizer memcheck
 # and racecheck, an ncu profile of one decode step, then the decode benchmark against our dense
-# kernel and PyTorch SDPA (flash). Run from the repository root with .devdeps carried
+# kernel and every PyTorch SDPA backend (cuDNN, flash, memory-efficient, default selection; the
+# fastest is the baseline). Run from the repository root with .devdeps carried
 # (../shared/device/pack-deps.sh packs Highway, which that machine lacks). Writes at most eight
 # files under $OUT (the device tool's limit): run.log, tests.log, ncu.log, the two CSVs, the two
 # plots and summary.md.
@@ -52,7 +53,7 @@ fi
 if [[ $what == all || $what == bench || $what == test+bench ]]; then
   step "decode benchmark (ours)"
   timeout 400 build-gpu/bench/adamas_cuda_bench --csv "$OUT/cuda_decode.csv" "$@" 2>>"$log" | tee -a "$log" | tail -12
-  step "SDPA baseline"
+  step "SDPA baseline (every SDPA backend)"
   timeout 300 python3 bench/sdpa_baseline.py --csv "$OUT/sdpa.csv" "$@" >>"$log" 2>&1
   tail -3 "$log"
   step "plot + summary"
