@@ -1,4 +1,5 @@
 #include "bench_command.h"
+#include "flag_checks.h"
 
 #include <fmt/format.h>
 #include <omp.h>
@@ -21,6 +22,7 @@
 #include "adamas/policy/policy.h"
 #include "adamas/runtime/bandwidth.h"
 #include "progress.h"
+#include "result_file.h"
 
 namespace adamas::cli {
 namespace {
@@ -122,6 +124,8 @@ void validate(const BenchOptions& o) {
 
 int run_bench(const BenchOptions& o) {
   validate(o);
+  ResultFile result(o.csv, "--csv");  // before any measurement: a bad path fails now
+  std::ofstream& csv = result.out();
   if (!o.isa.empty()) force_simd_target(o.isa);
   const int threads = o.threads > 0 ? o.threads : omp_get_max_threads();
   omp_set_num_threads(threads);
@@ -146,8 +150,6 @@ int run_bench(const BenchOptions& o) {
       "average {}\n\n",
       copy_gbs, read_gbs, load_average());
 
-  std::ofstream csv(o.csv);
-  if (!csv) throw adamas::Error(fmt::format("cannot write CSV file '{}'", o.csv));
   csv << "context,budget,batch,heads,kv_heads,head_dim,dtype,policy,simd,threads,dense_ms,"
          "encode_ms,estimate_ms,topk_ms,attention_ms,total_ms,speedup,dense_gbs,estimate_gbs,"
          "copy_gbs,read_gbs,loadavg\n";
@@ -220,8 +222,8 @@ int run_bench(const BenchOptions& o) {
           t.attention * 1e3, t.total * 1e3, speedup, dense_gbs, est_gbs, copy_gbs, read_gbs,
           load_average());
     }
-    csv.flush();
   }
+  result.commit();
   fmt::print(
       "\ndense GB/s counts K and V bytes read; est GB/s counts key-code bytes read.\n"
       "machine: copy {:.1f} GB/s (read + write), read-only {:.1f} GB/s.\nwrote {}\n",
@@ -233,18 +235,24 @@ void add_bench_command(CLI::App& app, int& status) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd =
       app.add_subcommand("bench", "Time one layer's decode attention: Adamas stages vs dense");
-  cmd->add_option("--contexts", o->contexts, "context lengths (tokens)")->delimiter(',');
-  cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',');
-  cmd->add_option("--heads", o->heads, "query heads");
-  cmd->add_option("--kv-heads", o->kv_heads, "KV heads (GQA when fewer than --heads)");
-  cmd->add_option("--head-dim", o->head_dim, "head dimension (power of two, 16..256)");
-  cmd->add_option("--batch", o->batch, "sequences per step");
-  cmd->add_option("--page-size", o->page_size, "KV cache page size (tokens)");
+  cmd->add_option("--contexts", o->contexts, "context lengths (tokens)")
+      ->delimiter(',')
+      ->check(positive(kMaxTokens));
+  cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',')->check(positive(kMaxTokens));
+  cmd->add_option("--heads", o->heads, "query heads")->check(positive(kMaxHeads));
+  cmd->add_option("--kv-heads", o->kv_heads, "KV heads (GQA when fewer than --heads)")
+      ->check(positive(kMaxHeads));
+  cmd->add_option("--head-dim", o->head_dim, "head dimension (power of two, 16..256)")
+      ->check(head_dim_check());
+  cmd->add_option("--batch", o->batch, "sequences per step")->check(positive(4096));
+  cmd->add_option("--page-size", o->page_size, "KV cache page size (tokens)")
+      ->check(positive(kMaxPageSize));
   cmd->add_option("--dtype", o->dtype, "KV dtype: f16, bf16 or f32");
   cmd->add_option("--policy", o->policy,
                   "sparse policy spec, e.g. adamas, adamas:bits=3,dist=l2, quest, streaming");
-  cmd->add_option("--threads", o->threads, "threads (default: all cores)");
-  cmd->add_option("--reps", o->reps, "timed repetitions per point (median reported)");
+  cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
+  cmd->add_option("--reps", o->reps, "timed repetitions per point (median reported)")
+      ->check(positive(1000000));
   cmd->add_option("--csv", o->csv, "CSV output file");
   cmd->add_option("--isa", o->isa, "force a SIMD target (e.g. AVX2, EMU128)");
   cmd->add_flag("!--no-flush", o->flush, "keep caches warm between repetitions");

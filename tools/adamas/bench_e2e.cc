@@ -17,6 +17,7 @@
 #include "adamas/runtime/bandwidth.h"
 #include "eval/common.h"
 #include "progress.h"
+#include "result_file.h"
 
 namespace adamas::cli {
 namespace {
@@ -467,9 +468,8 @@ double prefill_flops(const model::LlamaModel& model, int tokens) {
 BenchE2eResult run_bench_e2e(const BenchE2eOptions& options, std::FILE* table) {
   const BenchE2ePlan plan = plan_bench_e2e(options);
   const auto& o = plan.options;
-  const std::string partial = o.csv + ".partial";
-  std::ofstream csv(partial, std::ios::trunc);
-  if (!csv) fail(fmt::format("--csv {}: cannot write '{}'", o.csv, partial));
+  ResultFile result(o.csv, "--csv");
+  std::ofstream& csv = result.out();
 
   BenchE2eResult r;
   r.date = utc_now();
@@ -509,9 +509,7 @@ BenchE2eResult run_bench_e2e(const BenchE2eOptions& options, std::FILE* table) {
       }
       csv.flush();
     }
-  csv.close();
-  if (!csv) fail(fmt::format("--csv {}: writing '{}' failed", o.csv, partial));
-  fs::rename(partial, o.csv);
+  result.commit();
   if (table != nullptr)
     fmt::print(table,
                "\nxfloor = decode ms / floor ms; speedup = full attention's decode ms / the "

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "bench_e2e.h"
+#include "flag_checks.h"
 
 namespace adamas::cli {
 
@@ -43,7 +44,8 @@ void add_bench_e2e_command(CLI::App& app, int& status) {
       ->capture_default_str();
   cmd->add_option("--max-kv-gib", o->max_kv_gib,
                   "skip points whose KV cache would exceed this (default: 100 on cuda, 8 on cpu)");
-  cmd->add_option("--threads", o->threads, "cpu threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "cpu threads (default: all cores)")
+      ->check(threads_range());
   cmd->add_flag("--gpu-f32-weights", o->gpu_f32_weights,
                 "cuda: keep f32 checkpoints in f32 (default: converted to bf16)");
   cmd->add_flag("!--no-cuda-graphs", o->cuda_graphs, "cuda: launch decode steps one by one");

@@ -13,6 +13,7 @@
 #include "eval/common.h"
 #include "passkey.h"
 #include "progress.h"
+#include "flag_checks.h"
 
 namespace adamas::cli {
 
@@ -98,14 +99,17 @@ void add_demo_command(CLI::App& app, int& status) {
   CLI::App* cmd = app.add_subcommand(
       "demo", "Passkey retrieval with the shipped model: full attention vs sparse policies");
   cmd->add_option("--model", o->model, "model directory");
-  cmd->add_option("--context", o->context, "prompt + answer length (tokens)");
+  cmd->add_option("--context", o->context, "prompt + answer length (tokens)")
+      ->check(positive(kMaxTokens));
   cmd->add_option("--depth", o->depth, "needle position in the filler, 0..1")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--key", o->key, "the 5-digit pass key (default: random)");
+  cmd->add_option("--key", o->key, "the 5-digit pass key (default: random)")
+      ->check(CLI::Range(10000, 99999));
   cmd->add_option("--seed", o->seed, "seed for the random key");
-  cmd->add_option("--budget", o->budget, "token budget of the sparse policies");
+  cmd->add_option("--budget", o->budget, "token budget of the sparse policies")
+      ->check(positive(kMaxTokens));
   cmd->add_option("--policies", o->policies, "policy specs")->delimiter(';');
-  cmd->add_option("--threads", o->threads, "threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
   cmd->add_option("--device", o->device,
                   "cpu, cuda or auto (cuda when usable); policies cuda cannot run are skipped");
   cmd->callback([o, &status] { status = run_demo(*o); });

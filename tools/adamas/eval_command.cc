@@ -1,4 +1,5 @@
 #include "eval_command.h"
+#include "flag_checks.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -21,6 +22,7 @@
 #include "eval/ppl_eval.h"
 #include "eval/recall_eval.h"
 #include "progress.h"
+#include "result_file.h"
 
 namespace adamas::cli {
 namespace {
@@ -44,10 +46,14 @@ void add_common(CLI::App* cmd, Common& c) {
   cmd->add_option("--policies", c.policies,
                   "';'-separated policy specs (full, oracle, adamas[:...], quest, streaming)")
       ->delimiter(';');
-  cmd->add_option("--budgets", c.budgets, "token budgets of the sparse policies")->delimiter(',');
-  cmd->add_option("--page-size", c.page_size, "KV cache page size (Quest's page)");
-  cmd->add_option("--threads", c.threads, "threads per job");
-  cmd->add_option("--jobs", c.jobs, "jobs in parallel (default: cores / threads; 1 on cuda)");
+  cmd->add_option("--budgets", c.budgets, "token budgets of the sparse policies")
+      ->delimiter(',')
+      ->check(positive(kMaxTokens));
+  cmd->add_option("--page-size", c.page_size, "KV cache page size (Quest's page)")
+      ->check(positive(kMaxPageSize));
+  cmd->add_option("--threads", c.threads, "threads per job")->check(threads_range());
+  cmd->add_option("--jobs", c.jobs, "jobs in parallel (default: cores / threads; 1 on cuda)")
+      ->check(threads_range());
   cmd->add_option("--device", c.device,
                   "cpu, cuda or auto (cuda when usable); cuda runs full and adamas only");
 }
@@ -59,16 +65,28 @@ int jobs_of(const Common& c, model::Device device) {
   return std::max(1, cores / std::max(c.threads, 1));
 }
 
-fs::path out_file(const Common& c, const std::string& name) {
-  fs::create_directories(c.out_dir);
-  return fs::path(c.out_dir) / name;
-}
+// A subcommand's result files under --out-dir: opened (as temporary files) before the work, so
+// that a bad --out-dir fails at once, and committed together at the end, so that a failure
+// leaves the previous results as they were.
+class Outputs {
+ public:
+  Outputs(const Common& c, std::initializer_list<const char*> names) {
+    prepare_output_dir(c.out_dir, "--out-dir");
+    for (const char* n : names)
+      files_.emplace_back(n, std::make_unique<ResultFile>(fs::path(c.out_dir) / n, "--out-dir"));
+  }
+  std::ofstream& operator[](const std::string& name) {
+    for (auto& [n, f] : files_)
+      if (n == name) return f->out();
+    throw Error(fmt::format("internal: no output file '{}'", name));
+  }
+  void commit() {
+    for (auto& [n, f] : files_) f->commit();
+  }
 
-std::ofstream open_csv(const fs::path& p) {
-  std::ofstream out(p);
-  if (!out) throw Error(fmt::format("cannot write CSV file '{}'", p.string()));
-  return out;
-}
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<ResultFile>>> files_;
+};
 
 struct Loaded {
   std::unique_ptr<model::LlamaModel> model;
@@ -133,6 +151,7 @@ void apply_common(const Common& c, Options& o, const eval::DeviceChoice& device)
 
 int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
   apply_common(c, o, eval::choose_device(c.device));
+  Outputs out(c, {"passkey.csv", "passkey_summary.csv"});
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print(
@@ -150,7 +169,7 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   {
-    auto csv = open_csv(out_file(c, "passkey.csv"));
+    auto& csv = out["passkey.csv"];
     csv << "length,prompt_tokens,depth,trial,key,policy,budget,dense,correct,tokens_right,answer,"
            "prefill_s\n";
     for (const auto& r : rows)
@@ -173,7 +192,7 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
     }
   }
   {
-    auto csv = open_csv(out_file(c, "passkey_summary.csv"));
+    auto& csv = out["passkey_summary.csv"];
     csv << "policy,budget,length,depth,trials,correct,accuracy\n";
     for (const auto& [k, v] : cells) {
       const auto& [pol, b, L, d] = k;
@@ -205,6 +224,7 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
   });
   double prefill = 0;
   for (const auto& r : rows) prefill += r.prefill_s;
+  out.commit();
   fmt::print(
       "\n{} rows in {:.0f}s (a full-attention row marks budgets ≥ context: 'all').\n"
       "wrote {}/passkey.csv and passkey_summary.csv\n",
@@ -216,6 +236,7 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
 
 int run_ppl_command(const Common& c, eval::PplOptions o) {
   apply_common(c, o, eval::choose_device(c.device));
+  Outputs out(c, {"ppl.csv", "ppl_curve.csv"});
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print(
@@ -234,13 +255,13 @@ int run_ppl_command(const Common& c, eval::PplOptions o) {
   for (const auto& r : res.rows)
     if (r.budget == 0) full_ppl = r.ppl;
   {
-    auto csv = open_csv(out_file(c, "ppl.csv"));
+    auto& csv = out["ppl.csv"];
     csv << "policy,budget,dense,docs,tokens,nll,ppl,rel_to_full,decode_s\n";
     for (const auto& r : res.rows)
       csv << fmt::format("{},{},{},{},{},{:.6f},{:.5f},{:.5f},{:.1f}\n", eval::csv_quote(r.policy),
                          r.budget, int(r.dense), r.docs, r.tokens, r.nll, r.ppl,
                          full_ppl > 0 ? r.ppl / full_ppl - 1 : 0.0, r.seconds);
-    auto curve = open_csv(out_file(c, "ppl_curve.csv"));
+    auto& curve = out["ppl_curve.csv"];
     curve << "policy,budget,begin,end,tokens,nll,ppl\n";
     for (const auto& r : res.curve)
       curve << fmt::format("{},{},{},{},{},{:.6f},{:.5f}\n", eval::csv_quote(r.policy), r.budget,
@@ -269,6 +290,7 @@ int run_ppl_command(const Common& c, eval::PplOptions o) {
                 return r && full_ppl > 0 ? fmt::format("{:+.2f}", 100 * (r->ppl / full_ppl - 1))
                                          : std::string("-");
               });
+  out.commit();
   fmt::print("\n{:.0f}s. wrote {}/ppl.csv and ppl_curve.csv\n", secs, c.out_dir);
   return 0;
 }
@@ -286,6 +308,7 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
     device = {model::Device::kCpu, "eval recall reads the CPU KV cache"};
   }
   apply_common(c, o, device);
+  Outputs out(c, {"recall.csv", "recall_buckets.csv", "recall_summary.csv"});
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print(
@@ -303,13 +326,13 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   {
-    auto csv = open_csv(out_file(c, "recall.csv"));
+    auto& csv = out["recall.csv"];
     csv << "kind,policy,budget,layer,head,queries,recall,attention_mass,output_rel_error\n";
     for (const auto& r : res.rows)
       csv << fmt::format("{},{},{},{},{},{},{:.5f},{:.5f},{:.6f}\n", r.kind,
                          eval::csv_quote(r.policy), r.budget, r.layer, r.head, r.queries, r.recall,
                          r.mass, r.error);
-    auto b = open_csv(out_file(c, "recall_buckets.csv"));
+    auto& b = out["recall_buckets.csv"];
     b << "kind,layer,vector,share_b0,share_b1,share_b2,share_b3,rms,elements\n";
     for (const auto& r : res.buckets)
       b << fmt::format("{},{},{},{:.5f},{:.5f},{:.5f},{:.5f},{:.4f},{}\n", r.kind, r.layer,
@@ -332,7 +355,7 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
     }
   }
   {
-    auto csv = open_csv(out_file(c, "recall_summary.csv"));
+    auto& csv = out["recall_summary.csv"];
     csv << "kind,policy,budget,layers_from,recall,attention_mass,output_rel_error\n";
     for (const auto& [k, s] : sum) {
       const auto& [kind, pol, b] = k;
@@ -372,6 +395,7 @@ int run_recall_command(const Common& c, eval::RecallOptions o, int sparse_from) 
                b.vector, b.share[0], b.share[1], b.share[2], b.share[3], b.rms);
   fmt::print("\nsources: ");
   for (const auto& s : res.sources) fmt::print("[{}] ", s);
+  out.commit();
   fmt::print("\n{:.0f}s. wrote {}/recall.csv, recall_summary.csv, recall_buckets.csv\n", secs,
              c.out_dir);
   return 0;
@@ -391,9 +415,13 @@ void add_eval_command(CLI::App& app, int& status) {
         "passkey", "Passkey retrieval: lengths × depths × trials, every policy × budget");
     add_common(cmd, *c);
     cmd->add_option("--lengths", o->lengths, "context lengths (prompt + answer ≤ length)")
-        ->delimiter(',');
-    cmd->add_option("--depths", o->depths, "needle depths in [0, 1]")->delimiter(',');
-    cmd->add_option("--trials", o->trials, "random keys per length × depth");
+        ->delimiter(',')
+        ->check(positive(kMaxTokens));
+    cmd->add_option("--depths", o->depths, "needle depths in [0, 1]")
+        ->delimiter(',')
+        ->check(unit_interval());
+    cmd->add_option("--trials", o->trials, "random keys per length × depth")
+        ->check(positive(1000000));
     cmd->add_option("--seed", o->seed, "seed of the keys");
     cmd->callback([c, o, &status] { status = run_passkey_command(*c, *o); });
   }
@@ -405,10 +433,13 @@ void add_eval_command(CLI::App& app, int& status) {
         "ppl", "Perplexity of held-out text in decode mode, every policy × budget");
     add_common(cmd, *c);
     cmd->add_option("--text", *text, "held-out text (documents separated by a line holding 0x1e)");
-    cmd->add_option("--docs", o->docs, "documents (the first long enough)");
-    cmd->add_option("--prefix", o->prefix, "tokens prefilled densely before decoding");
-    cmd->add_option("--tokens", o->tokens, "tokens decoded and scored per document");
-    cmd->add_option("--bucket", o->bucket, "positions per bucket of the curve");
+    cmd->add_option("--docs", o->docs, "documents (the first long enough)")->check(positive());
+    cmd->add_option("--prefix", o->prefix, "tokens prefilled densely before decoding")
+        ->check(positive(kMaxTokens));
+    cmd->add_option("--tokens", o->tokens, "tokens decoded and scored per document")
+        ->check(positive(kMaxTokens));
+    cmd->add_option("--bucket", o->bucket, "positions per bucket of the curve")
+        ->check(positive(kMaxTokens));
     cmd->callback([c, o, text, &status] {
       o->text = *text;
       status = run_ppl_command(*c, *o);
@@ -422,15 +453,23 @@ void add_eval_command(CLI::App& app, int& status) {
     CLI::App* cmd = group->add_subcommand(
         "recall", "Selection quality on captured queries/keys, per layer and head, with ablations");
     add_common(cmd, *c);
-    cmd->add_option("--lengths", o->lengths, "passkey prompt lengths")->delimiter(',');
-    cmd->add_option("--depths", o->depths, "passkey needle depths")->delimiter(',');
+    cmd->add_option("--lengths", o->lengths, "passkey prompt lengths")
+        ->delimiter(',')
+        ->check(positive(kMaxTokens));
+    cmd->add_option("--depths", o->depths, "passkey needle depths")
+        ->delimiter(',')
+        ->check(unit_interval());
     cmd->add_option("--text", *text, "held-out text");
-    cmd->add_option("--text-docs", o->text_docs, "held-out windows (0: none)");
-    cmd->add_option("--text-tokens", o->text_tokens, "tokens per held-out window");
-    cmd->add_option("--steps", o->steps, "decode steps captured per source");
+    cmd->add_option("--text-docs", o->text_docs, "held-out windows (0: none)")
+        ->check(non_negative());
+    cmd->add_option("--text-tokens", o->text_tokens, "tokens per held-out window")
+        ->check(positive(kMaxTokens));
+    cmd->add_option("--steps", o->steps, "decode steps captured per source")
+        ->check(positive(1000000));
     cmd->add_option("--seed", o->seed, "seed of the passkeys");
     cmd->add_option("--summary-from-layer", *sparse_from,
-                    "layers averaged in the summary tables start here (the default dense_layers)");
+                    "layers averaged in the summary tables start here (the default dense_layers)")
+        ->check(non_negative());
     cmd->callback([c, o, text, sparse_from, &status] {
       o->text = *text;
       status = run_recall_command(*c, *o, *sparse_from);

@@ -16,6 +16,7 @@
 #include "adamas/model/tokenizer.h"
 #include "eval/common.h"
 #include "progress.h"
+#include "flag_checks.h"
 
 namespace adamas::cli {
 
@@ -126,21 +127,29 @@ void add_generate_command(CLI::App& app, int& status) {
   cmd->add_option(
       "--policy", o->policy,
       "decode attention policy: full, oracle, adamas, quest, streaming[:key=value,...]");
-  cmd->add_option("--budget", o->budget, "token budget of sparse policies (overrides the spec)");
-  cmd->add_option("--dense-layers", o->dense_layers, "leading layers that stay dense");
-  cmd->add_option("--max-new-tokens", o->max_new_tokens, "tokens to generate");
-  cmd->add_option("--temperature", o->temperature, "0 = greedy");
-  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)");
-  cmd->add_option("--top-p", o->top_p, "nucleus sampling threshold");
+  cmd->add_option("--budget", o->budget, "token budget of sparse policies (overrides the spec)")
+      ->check(positive(kMaxTokens));
+  cmd->add_option("--dense-layers", o->dense_layers, "leading layers that stay dense")
+      ->check(non_negative());
+  cmd->add_option("--max-new-tokens", o->max_new_tokens, "tokens to generate")
+      ->check(non_negative(kMaxTokens));
+  cmd->add_option("--temperature", o->temperature, "0 = greedy")->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")
+      ->check(non_negative());
+  cmd->add_option("--top-p", o->top_p, "nucleus sampling threshold")->check(unit_interval());
   cmd->add_option("--seed", o->seed, "sampling seed");
-  cmd->add_option("--stop-token", o->stop_tokens, "extra stop token ids")->delimiter(',');
+  cmd->add_option("--stop-token", o->stop_tokens, "extra stop token ids")
+      ->delimiter(',')
+      ->check(non_negative());
   cmd->add_flag("--ignore-eos", o->ignore_eos, "do not stop at the model's eos tokens");
   cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f16, bf16 or f32 (cpu only)");
   cmd->add_option("--device", o->device,
                   "cpu, cuda or auto (cuda when usable); cuda runs full and adamas only");
-  cmd->add_option("--page-size", o->page_size, "KV cache page size (tokens)");
-  cmd->add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per prefill step");
-  cmd->add_option("--threads", o->threads, "threads (default: all cores)");
+  cmd->add_option("--page-size", o->page_size, "KV cache page size (tokens)")
+      ->check(positive(kMaxPageSize));
+  cmd->add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per prefill step")
+      ->check(positive(kMaxTokens));
+  cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
   cmd->add_flag("--no-cuda-graphs", o->no_cuda_graphs,
                 "cuda: launch each decode step's kernels one by one instead of replaying a graph");

@@ -1,4 +1,5 @@
 #include "recall_command.h"
+#include "flag_checks.h"
 
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@
 #include "adamas/core/topk.h"
 #include "adamas/decode/decode_attention.h"
 #include "progress.h"
+#include "result_file.h"
 
 namespace adamas::cli {
 namespace {
@@ -115,6 +117,8 @@ int run_recall(const RecallOptions& o) {
   if (o.heads % o.kv_heads != 0) {
     throw Error(fmt::format("--heads {} must be a multiple of --kv-heads {}", o.heads, o.kv_heads));
   }
+  ResultFile result(o.csv, "--csv");  // before any work: a bad path fails now
+  std::ofstream& csv = result.out();
   std::mt19937 rng(o.seed);
   fmt::print("adamas recall: synthetic keys with planted relevant ones; context {}, {} q / {} KV "
              "heads, head_dim {}, group agreement {:.2f}, {:.1f}% relevant (+{} logits), {} "
@@ -127,8 +131,6 @@ int run_recall(const RecallOptions& o) {
   const int d = o.head_dim, group = o.heads / o.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
-  std::ofstream csv(o.csv);
-  if (!csv) throw Error(fmt::format("cannot write CSV file '{}'", o.csv));
   csv << "policy,budget,context,heads,kv_heads,agreement,recall,attention_mass,output_rel_error,"
          "ms_per_step\n";
   fmt::print("\n{:<34} {:>6} | {:>7} {:>7} {:>9} | {:>8}\n", "policy", "budget", "recall", "mass",
@@ -204,6 +206,7 @@ int run_recall(const RecallOptions& o) {
     }
   }
   progress.finish();
+  result.commit();
   fmt::print("wrote {}\n", o.csv);
   return 0;
 }
@@ -212,20 +215,23 @@ void add_recall_command(CLI::App& app, int& status) {
   auto o = std::make_shared<RecallOptions>();
   CLI::App* cmd = app.add_subcommand(
       "recall", "Selection quality of each policy on synthetic data with planted relevant keys");
-  cmd->add_option("--context", o->context, "context length (tokens)");
-  cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',');
-  cmd->add_option("--heads", o->heads, "query heads");
-  cmd->add_option("--kv-heads", o->kv_heads, "KV heads");
-  cmd->add_option("--head-dim", o->head_dim, "head dimension");
-  cmd->add_option("--page-size", o->page_size, "KV cache page size (Quest's page)");
-  cmd->add_option("--steps", o->steps, "query draws averaged");
+  cmd->add_option("--context", o->context, "context length (tokens)")->check(CLI::Range(2, kMaxTokens));
+  cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',')->check(positive(kMaxTokens));
+  cmd->add_option("--heads", o->heads, "query heads")->check(positive(kMaxHeads));
+  cmd->add_option("--kv-heads", o->kv_heads, "KV heads")->check(positive(kMaxHeads));
+  cmd->add_option("--head-dim", o->head_dim, "head dimension (power of two, 16..256)")
+      ->check(head_dim_check());
+  cmd->add_option("--page-size", o->page_size, "KV cache page size (Quest's page)")
+      ->check(positive(kMaxPageSize));
+  cmd->add_option("--steps", o->steps, "query draws averaged")->check(positive(1000000));
   cmd->add_option("--agreement", o->agreement,
                   "share of each query's direction common to its GQA group (0..1)")
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--relevant", o->relevant, "fraction of planted relevant keys");
+  cmd->add_option("--relevant", o->relevant, "fraction of planted relevant keys")
+      ->check(unit_interval());
   cmd->add_option("--boost", o->boost, "logit boost of a relevant key");
   cmd->add_option("--policies", o->policies, "policy specs")->delimiter(';');
-  cmd->add_option("--threads", o->threads, "threads (default: all cores)");
+  cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
   cmd->add_option("--csv", o->csv, "CSV output file");
   cmd->add_option("--seed", o->seed, "random seed");
   cmd->callback([o, &status] { status = run_recall(*o); });
