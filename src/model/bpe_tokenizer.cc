@@ -87,6 +87,7 @@ class BpeTokenizer : public Tokenizer {
     parse_normalizer(j.contains("normalizer") ? j["normalizer"] : json());
     parse_pre_tokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json());
     if (j.contains("post_processor")) find_bos(j["post_processor"]);
+    add_bos_ = bos_ >= 0;  // tokenizer_config.json's add_bos_token may say otherwise
     const auto b2c = byte_to_char();
     for (int b = 0; b < 256; ++b) {
       append_utf8(byte_str_[b], b2c[b]);
@@ -118,16 +119,22 @@ class BpeTokenizer : public Tokenizer {
     return ids;
   }
 
+  // As the ByteLevel decoder: bytes, then from_utf8_lossy.
   std::string decode(std::span<const int32_t> ids, bool skip_special) const override {
+    return utf8_replace_invalid(decode_bytes(ids, skip_special));
+  }
+
+  std::string decode_bytes(std::span<const int32_t> ids, bool skip_special) const override {
     std::string out;
     for (int32_t id : ids) {
       ADAMAS_CHECK(id >= 0 && id < vocab_size(), "token id {} out of range [0, {})", id,
                    vocab_size());
-      if (std::find(special_ids_.begin(), special_ids_.end(), id) != special_ids_.end()) {
-        if (!skip_special) out += tokens_[id];
+      // Hugging Face's skip_special_tokens: special added tokens, BOS and EOS.
+      if (skip_special &&
+          (id == bos_ || id == eos_ ||
+           std::find(special_ids_.begin(), special_ids_.end(), id) != special_ids_.end()))
         continue;
-      }
-      if (is_added(id)) {
+      if (is_added(id)) {  // written as is
         out += tokens_[id];
         continue;
       }
@@ -150,16 +157,21 @@ class BpeTokenizer : public Tokenizer {
   }
 
   int vocab_size() const override { return static_cast<int>(tokens_.size()); }
-  int bos_id() const override { return bos_; }
-  int eos_id() const override { return -1; }
-  bool add_bos() const override { return bos_ >= 0; }
   std::string describe() const override {
     const char* pat = pattern_ == SplitPattern::kLlama3  ? "llama3"
                       : pattern_ == SplitPattern::kQwen2 ? "qwen2"
                                                          : "gpt2";
-    return fmt::format("byte-level BPE {} ({} tokens, {} merges, {} split{}{})", source_,
-                       vocab_size(), ranks_.size(), pat, nfc_ ? ", NFC" : "",
-                       bos_ >= 0 ? fmt::format(", bos {}", bos_) : "");
+    return fmt::format(
+        "byte-level BPE {} ({} tokens, {} merges, {} split{}{}{})", source_, vocab_size(),
+        ranks_.size(), pat, nfc_ ? ", NFC" : "",
+        bos_ >= 0 ? fmt::format(", bos {}{}", bos_, add_bos_ ? "" : " not added") : "",
+        eos_ >= 0 ? fmt::format(", eos {}{}", eos_, add_eos_ ? " added" : "") : "");
+  }
+
+ protected:
+  int32_t token_id(std::string_view token) const override {
+    auto it = vocab_.find(std::string(token));
+    return it == vocab_.end() ? -1 : it->second;
   }
 
  private:
@@ -310,7 +322,6 @@ class BpeTokenizer : public Tokenizer {
   std::vector<int32_t> special_ids_;
   bool ignore_merges_ = false, nfc_ = false, prefix_space_ = false;
   SplitPattern pattern_ = SplitPattern::kLlama3;
-  int bos_ = -1;
   std::array<std::string, 256> byte_str_;
   std::unordered_map<uint32_t, uint8_t> char_to_byte_;
 };

@@ -1,10 +1,14 @@
 // Tokenizers: the hand-written split patterns against hand-derived splits, byte-level BPE and
-// SentencePiece round trips on awkward text, special tokens, NFC, streaming; and, when the
-// Hugging Face reference files are present, our BPE ids against the tokenizers library's.
+// SentencePiece round trips on awkward text, special tokens, NFC, streaming (whole characters
+// only, U+FFFD for invalid bytes), tokenizer_config.json's BOS/EOS settings, the vocabulary size
+// check against config.json; and, when the Hugging Face reference files are present, our BPE ids
+// against the tokenizers library's.
 #include "adamas/model/tokenizer.h"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
 #include <nlohmann/json.hpp>
@@ -153,10 +157,168 @@ TEST(TokenStreamer, EmitsCompleteCharactersOnly) {
     for (int32_t id : ids) {
       const std::string piece = st.push(id);
       EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos);  // never half a character
+      EXPECT_EQ(utf8_replace_invalid(piece), piece);             // always valid UTF-8
       out += piece;
     }
     out += st.finish();
     EXPECT_EQ(out, s);
+  }
+}
+
+const std::string kEuro = "\xE2\x82\xAC", kReplacement = "\xEF\xBF\xBD";
+
+TEST(Utf8, InvalidBytesBecomeOneReplacementPerMaximalSubpart) {
+  // Python's bytes.decode("utf-8", errors="replace") on the same bytes.
+  EXPECT_EQ(utf8_replace_invalid("a" + kEuro + "b"), "a" + kEuro + "b");
+  EXPECT_EQ(utf8_replace_invalid("\xFF"), kReplacement);
+  EXPECT_EQ(utf8_replace_invalid("\xE2\x82\x41"), kReplacement + "A");  // truncated: one
+  EXPECT_EQ(utf8_replace_invalid("\xE2\x82"), kReplacement);
+  EXPECT_EQ(utf8_replace_invalid("\xC0\xAF"), kReplacement + kReplacement);  // overlong
+  EXPECT_EQ(utf8_replace_invalid("\xED\xA0\x80"), kReplacement + kReplacement + kReplacement);
+  EXPECT_EQ(utf8_replace_invalid("\xF4\x90\x80\x80"),
+            kReplacement + kReplacement + kReplacement + kReplacement);  // above U+10FFFF
+  EXPECT_EQ(utf8_replace_invalid("\xF0\x9F\xA4\x96"), "\xF0\x9F\xA4\x96");
+  EXPECT_EQ(utf8_complete_prefix("ab\xE2\x82"), 2u);
+  EXPECT_EQ(utf8_complete_prefix("ab\xF0\x9F\xA4"), 2u);
+  EXPECT_EQ(utf8_complete_prefix("ab\xFF"), 3u);      // invalid, not unfinished
+  EXPECT_EQ(utf8_complete_prefix("ab\xE2\x41"), 4u);  // cut short by 'A': invalid
+  EXPECT_EQ(utf8_complete_prefix("ab" + kEuro), 5u);
+}
+
+// Byte-level BPE: the byte tokens of small_bpe_json have id = byte value.
+TEST(TokenStreamer, HoldsSplitCharactersAndReplacesInvalidBytesOfByteLevelTokens) {
+  auto tok = parse_bpe(small_bpe_json(kLlama3Pre, false), "small.json");
+  TokenStreamer st(*tok, tok->encode("price:"));
+  EXPECT_EQ(st.push(' '), " ");
+  EXPECT_EQ(st.push(0xE2), "");  // "€" = E2 82 AC over three tokens
+  EXPECT_EQ(st.push(0x82), "");
+  EXPECT_EQ(st.push(0xAC), kEuro);
+  EXPECT_EQ(st.push(0xFF), kReplacement);  // can start no character: replaced at once
+  EXPECT_EQ(st.push(0xE2), "");
+  EXPECT_EQ(st.push('x'), kReplacement + "x");  // E2 cut short by 'x'
+  // A generated U+FFFD is a character like any other, not held back.
+  for (int32_t id : tok->encode(kReplacement + "!")) (void)st.push(id);
+  EXPECT_EQ(st.push(0xF0), "");
+  EXPECT_EQ(st.push(0x9F), "");
+  EXPECT_EQ(st.finish(), kReplacement);  // unfinished at the end: one U+FFFD
+  EXPECT_EQ(st.finish(), "");
+  // The same bytes through decode (Hugging Face's ByteLevel decoder: from_utf8_lossy).
+  const std::vector<int32_t> ids = {0xE2, 0x82, 0xAC, 0xFF, 0xE2, 'x', 0xF0, 0x9F};
+  EXPECT_EQ(tok->decode(ids), kEuro + kReplacement + kReplacement + "x" + kReplacement);
+  EXPECT_EQ(tok->decode_bytes(ids), "\xE2\x82\xAC\xFF\xE2x\xF0\x9F");
+}
+
+TEST(TokenStreamer, GeneratedReplacementCharacterIsWrittenAtOnce) {
+  auto tok = parse_bpe(small_bpe_json(kLlama3Pre, false), "small.json");
+  TokenStreamer st(*tok);
+  std::string out;
+  for (int32_t id : tok->encode("a" + kReplacement)) out += st.push(id);
+  EXPECT_EQ(out, "a" + kReplacement);  // before finish()
+  EXPECT_EQ(st.finish(), "");
+}
+
+// A checkpoint directory's tokenizer.json, tokenizer_config.json and config.json (the last two
+// when not empty).
+void bpe_dir(const TempDir& d, const std::string& tokenizer_config,
+             const std::string& config = "") {
+  write_text(d.path / "tokenizer.json", small_bpe_json(kLlama3Pre, false));
+  if (!tokenizer_config.empty()) write_text(d.path / "tokenizer_config.json", tokenizer_config);
+  if (!config.empty()) write_text(d.path / "config.json", config);
+}
+
+TEST(TokenizerConfig, ParsesStringAndAddedTokenForms) {
+  const auto c = parse_tokenizer_config(
+      R"({"add_bos_token": false, "add_eos_token": true,
+          "bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false},
+          "eos_token": "</s>", "model_max_length": 8192})");
+  EXPECT_EQ(c.add_bos_token, false);
+  EXPECT_EQ(c.add_eos_token, true);
+  EXPECT_EQ(c.bos_token, "<s>");
+  EXPECT_EQ(c.eos_token, "</s>");
+  const auto none = parse_tokenizer_config(R"({"bos_token": null})");
+  EXPECT_FALSE(none.add_bos_token.has_value());
+  EXPECT_FALSE(none.add_eos_token.has_value());
+  EXPECT_EQ(none.bos_token, "");  // null: no BOS token
+  EXPECT_FALSE(none.eos_token.has_value());
+  EXPECT_THAT(test_error([] { parse_tokenizer_config(R"({"add_bos_token": "yes"})", "tc.json"); }),
+              ::testing::HasSubstr("tc.json: add_bos_token must be true or false"));
+  EXPECT_THAT(test_error([] { parse_tokenizer_config(R"({"eos_token": 2})", "tc.json"); }),
+              ::testing::HasSubstr("tc.json: eos_token must be a string or an object"));
+  EXPECT_THAT(test_error([] { parse_tokenizer_config("{", "tc.json"); }),
+              ::testing::HasSubstr("tc.json: not valid JSON"));
+}
+
+TEST(TokenizerConfig, DecidesBosAndEosOfByteLevelPrompts) {
+  {  // no tokenizer_config.json: BOS from the post-processor template, no EOS
+    const TempDir d;
+    bpe_dir(d, "");
+    auto tok = load_tokenizer(d.path);
+    EXPECT_EQ(tok->encode_prompt("a"), (std::vector<int32_t>{300, 'a'}));
+    EXPECT_EQ(tok->eos_id(), -1);
+  }
+  {  // add_bos_token false wins over the template (as LlamaTokenizerFast)
+    const TempDir d;
+    bpe_dir(d, R"({"add_bos_token": false})");
+    auto tok = load_tokenizer(d.path);
+    EXPECT_FALSE(tok->add_bos());
+    EXPECT_EQ(tok->bos_id(), 300);
+    EXPECT_EQ(tok->encode_prompt("a"), (std::vector<int32_t>{'a'}));
+  }
+  {  // both, with the tokens named in either form
+    const TempDir d;
+    bpe_dir(d,
+            R"({"add_bos_token": true, "add_eos_token": true,
+                "bos_token": {"content": "<extra>", "special": true}, "eos_token": "<|eot|>"})");
+    auto tok = load_tokenizer(d.path);
+    EXPECT_EQ(tok->bos_id(), 301);
+    EXPECT_EQ(tok->eos_id(), 300);
+    EXPECT_EQ(tok->encode_prompt("a"), (std::vector<int32_t>{301, 'a', 300}));
+    // generate --no-bos: BOS off whatever the config says; EOS stays.
+    EXPECT_EQ(tok->encode_prompt("a", /*with_bos=*/false), (std::vector<int32_t>{'a', 300}));
+    EXPECT_EQ(tok->encode("a"), (std::vector<int32_t>{'a'}));
+    EXPECT_EQ(tok->decode(tok->encode_prompt("a")), "a");  // skip_special drops BOS and EOS
+    EXPECT_THAT(tok->describe(), ::testing::HasSubstr("eos 300 added"));
+  }
+  {  // bos_token null: no BOS even with add_bos_token
+    const TempDir d;
+    bpe_dir(d, R"({"add_bos_token": true, "bos_token": null})");
+    auto tok = load_tokenizer(d.path);
+    EXPECT_EQ(tok->bos_id(), -1);
+    EXPECT_EQ(tok->encode_prompt("a"), (std::vector<int32_t>{'a'}));
+  }
+  {
+    const TempDir d;
+    bpe_dir(d, R"({"eos_token": {"content": "</s>"}})");
+    EXPECT_THAT(test_error([&] { load_tokenizer(d.path); }),
+                AllOf(::testing::HasSubstr("tokenizer_config.json"),
+                      ::testing::HasSubstr("eos_token '</s>' is not a token of the tokenizer")));
+  }
+}
+
+TEST(VocabSize, TokenizerWithIdsBeyondTheModelFailsAtLoad) {
+  auto tok = parse_bpe(small_bpe_json(kLlama3Pre, false), "small.json");  // ids 0..301
+  EXPECT_NO_THROW(check_vocab_size(*tok, 302, "x"));
+  EXPECT_NO_THROW(check_vocab_size(*tok, 320, "x"));  // padded embeddings are fine
+  EXPECT_THAT(test_error([&] { check_vocab_size(*tok, 300, "ckpt"); }),
+              AllOf(::testing::HasSubstr("ckpt: the tokenizer has 302 token ids (0..301)"),
+                    ::testing::HasSubstr("the model's vocab_size is 300")));
+  {
+    const TempDir d;
+    bpe_dir(d, "", R"({"model_type": "llama", "vocab_size": 256})");
+    EXPECT_THAT(
+        test_error([&] { load_tokenizer(d.path); }),
+        AllOf(::testing::HasSubstr("tokenizer.json against"), ::testing::HasSubstr("config.json"),
+              ::testing::HasSubstr("302 token ids"), ::testing::HasSubstr("vocab_size is 256")));
+  }
+  {
+    const TempDir d;
+    bpe_dir(d, "", R"({"model_type": "llama", "vocab_size": 302})");
+    EXPECT_EQ(load_tokenizer(d.path)->vocab_size(), 302);
+  }
+  {  // a broken config.json is the model loader's to report
+    const TempDir d;
+    bpe_dir(d, "", "{not json");
+    EXPECT_EQ(load_tokenizer(d.path)->vocab_size(), 302);
   }
 }
 
@@ -204,6 +366,79 @@ TEST_F(SentencePiece, RoundTripsAwkwardTextAndStreams) {
   }
   EXPECT_THAT(test_error([&] { load_sentencepiece(dir_->path / "corpus.txt"); }),
               ::testing::HasSubstr("cannot load SentencePiece model"));
+}
+
+// Byte-fallback pieces: "€" over <0xE2><0x82><0xAC>, an invalid <0xFF>, and a <0xE2> cut short.
+TEST_F(SentencePiece, StreamsByteFallbackPiecesAsWholeCharacters) {
+  auto tok = load_tokenizer(dir_->path);
+  sentencepiece::SentencePieceProcessor sp;
+  ASSERT_TRUE(sp.Load((dir_->path / "tokenizer.model").string()).ok());
+  auto byte = [&](int b) {
+    const int id = sp.PieceToId(fmt::format("<0x{:02X}>", b));
+    EXPECT_TRUE(sp.IsByte(id)) << b;
+    return id;
+  };
+  const auto ctx = tok->encode("price");
+  const auto word = tok->encode("the");  // "▁the": " the" within a text
+  ASSERT_FALSE(word.empty());
+  TokenStreamer st(*tok, ctx);
+  EXPECT_EQ(st.push(byte(0xE2)), "");
+  EXPECT_EQ(st.push(byte(0x82)), "");
+  EXPECT_EQ(st.push(byte(0xAC)), kEuro);
+  EXPECT_EQ(st.push(byte(0xFF)), kReplacement);
+  EXPECT_EQ(st.push(byte(0xE2)), "");
+  std::string rest;
+  for (int32_t id : word) rest += st.push(id);
+  EXPECT_EQ(rest, kReplacement + " the");  // the space SentencePiece would strip is kept
+  EXPECT_EQ(st.push(byte(0xF0)), "");
+  EXPECT_EQ(st.finish(), kReplacement);
+  const std::vector<int32_t> ids = {byte(0xE2), byte(0x82), byte(0xAC), byte(0xFF), byte(0xE2)};
+  EXPECT_EQ(tok->decode(ids), kEuro + kReplacement + kReplacement);
+  EXPECT_EQ(tok->decode_bytes(ids), "\xE2\x82\xAC\xFF\xE2");
+  std::vector<int32_t> mixed = word;
+  mixed.insert(mixed.end(), {byte(0xE2), byte(0x82)});
+  mixed.insert(mixed.end(), word.begin(), word.end());
+  EXPECT_EQ(tok->decode(mixed), "the" + kReplacement + " the");  // leading space stripped
+}
+
+TEST_F(SentencePiece, TokenizerConfigDecidesBosAndEos) {
+  const TempDir d;
+  fs::copy_file(dir_->path / "tokenizer.model", d.path / "tokenizer.model");
+  auto plain = load_tokenizer(d.path);  // LlamaTokenizer's defaults: BOS yes, EOS no
+  const auto body = plain->encode("hi");
+  std::vector<int32_t> bos_body = {plain->bos_id()};
+  bos_body.insert(bos_body.end(), body.begin(), body.end());
+  EXPECT_EQ(plain->encode_prompt("hi"), bos_body);
+  ASSERT_GE(plain->eos_id(), 0);
+  write_text(d.path / "tokenizer_config.json",
+             R"({"tokenizer_class": "LlamaTokenizer", "add_bos_token": false,
+                 "add_eos_token": true, "bos_token": {"__type": "AddedToken", "content": "<s>"},
+                 "eos_token": {"__type": "AddedToken", "content": "</s>"}})");
+  auto tok = load_tokenizer(d.path);
+  EXPECT_FALSE(tok->add_bos());
+  EXPECT_TRUE(tok->add_eos());
+  EXPECT_EQ(tok->bos_id(), plain->bos_id());
+  std::vector<int32_t> body_eos = body;
+  body_eos.push_back(plain->eos_id());
+  EXPECT_EQ(tok->encode_prompt("hi"), body_eos);
+  write_text(d.path / "tokenizer_config.json", R"({"bos_token": "<nope>"})");
+  EXPECT_THAT(test_error([&] { load_tokenizer(d.path); }),
+              ::testing::HasSubstr("bos_token '<nope>' is not a token of the tokenizer"));
+}
+
+// The shipped model: its tokenizer_config.json (add_bos_token true, add_eos_token false) and
+// config.json (vocab_size 8192) agree with its tokenizer.model.
+TEST(ShippedTokenizer, FollowsItsTokenizerConfig) {
+  const fs::path dir = model_test_data() / ".." / ".." / ".." / "models" / "adamas-tiny-8k";
+  if (!fs::exists(dir / "tokenizer.model")) GTEST_SKIP() << "no " << dir;
+  auto tok = load_tokenizer(dir);
+  EXPECT_LE(tok->vocab_size(), 8192);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  const auto ids = tok->encode_prompt("Once upon a time");
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_NE(ids.back(), 2);
+  EXPECT_THROW(check_vocab_size(*tok, tok->vocab_size() - 1, dir.string()), Error);
 }
 
 // The tokenizers of the peer-check checkpoints: round trips, and when the Hugging Face reference
