@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -36,6 +37,46 @@ size_t other_type_size(const std::string& s) {
   if (s == "I16" || s == "U16") return 2;
   if (s == "I8" || s == "U8" || s == "BOOL" || s == "F8_E4M3" || s == "F8_E5M2") return 1;
   return 0;
+}
+
+// Parses JSON, rejecting duplicate keys at any depth: the format disallows them and nlohmann (like
+// most parsers) would silently keep the last one. Returns "" or the duplicate, described.
+std::string parse_unique_keys(const char* begin, const char* end, json& out) {
+  struct Object {
+    std::string name;  // the key it is the value of ("" at top level)
+    std::set<std::string> keys;
+  };
+  std::vector<Object> open;
+  std::string last_key, duplicate;
+  out = json::parse(begin, end, [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open.push_back({open.empty() ? "" : last_key, {}});
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open.empty()) open.pop_back();
+    } else if (event == json::parse_event_t::key) {
+      last_key = parsed.get<std::string>();
+      if (!open.empty() && !open.back().keys.insert(last_key).second && duplicate.empty())
+        duplicate = open.back().name.empty()
+                        ? fmt::format("'{}'", last_key)
+                        : fmt::format("'{}' in '{}'", last_key, open.back().name);
+    }
+    return true;
+  });
+  return duplicate;
+}
+
+// a * b, or false when it overflows 64 bits.
+bool mul_u64(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+
+// A shard name from the index must name a file inside the model directory: a relative path with no
+// '..' component (symlinks are not resolved: HF's cache links snapshot files to blobs elsewhere).
+bool shard_name_ok(const std::string& s) {
+  if (s.empty() || s.find('\0') != std::string::npos) return false;
+  const std::filesystem::path p(s);
+  if (p.is_absolute() || p.has_root_name() || p.has_root_directory()) return false;
+  for (const auto& part : p)
+    if (part == "..") return false;
+  return p.has_filename();
 }
 
 }  // namespace
@@ -90,6 +131,11 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     ::close(fd);
     throw Error(fmt::format("cannot stat {}", path_));
   }
+  if (!S_ISREG(st.st_mode)) {  // mmap of a directory would fail with a puzzling ENODEV
+    ::close(fd);
+    throw Error(fmt::format("{}: is {}, expected a safetensors file", path_,
+                            S_ISDIR(st.st_mode) ? "a directory" : "not a regular file"));
+  }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ < 8) {
     ::close(fd);
@@ -110,13 +156,17 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
                  "{}: corrupt safetensors header: header length {} exceeds the file ({} bytes)",
                  path_, header_len, size_);
     json h;
+    std::string duplicate;
     try {
-      h = json::parse(reinterpret_cast<const char*>(base + 8),
-                      reinterpret_cast<const char*>(base + 8 + header_len));
+      duplicate = parse_unique_keys(reinterpret_cast<const char*>(base + 8),
+                                    reinterpret_cast<const char*>(base + 8 + header_len), h);
     } catch (const json::exception& e) {
       throw Error(
           fmt::format("{}: corrupt safetensors header (not valid JSON): {}", path_, e.what()));
     }
+    ADAMAS_CHECK(duplicate.empty(),
+                 "{}: corrupt safetensors header: duplicate key {} (keys must be unique)", path_,
+                 duplicate);
     ADAMAS_CHECK(h.is_object(), "{}: corrupt safetensors header: not a JSON object", path_);
     const std::byte* data = base + 8 + header_len;
     const size_t data_bytes = size_ - 8 - header_len;
@@ -127,6 +177,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
             if (v.is_string()) metadata_[k] = v.get<std::string>();
         continue;
       }
+      ADAMAS_CHECK(!name.empty(), "{}: corrupt safetensors header: a tensor has an empty name",
+                   path_);
       ADAMAS_CHECK(t.is_object() && t.contains("dtype") && t.contains("shape") &&
                        t.contains("data_offsets") && t["dtype"].is_string() &&
                        t["shape"].is_array() && t["data_offsets"].is_array() &&
@@ -138,10 +190,16 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       v.name = name;
       v.type_name = t["dtype"].get<std::string>();
       v.type = parse_type(v.type_name);
+      uint64_t numel = 1;
       for (const auto& s : t["shape"]) {
         ADAMAS_CHECK(s.is_number_unsigned(), "{}: tensor '{}' has a bad shape {}", path_, name,
                      t["shape"].dump());
-        v.shape.push_back(s.get<int64_t>());
+        const uint64_t dim = s.get<uint64_t>();
+        ADAMAS_CHECK(
+            dim <= uint64_t(INT64_MAX) && mul_u64(numel, dim, &numel),
+            "{}: tensor '{}': shape {} has too many elements (the count overflows 64 bits)", path_,
+            name, t["shape"].dump());
+        v.shape.push_back(static_cast<int64_t>(dim));
       }
       const auto& off = t["data_offsets"];
       ADAMAS_CHECK(off[0].is_number_unsigned() && off[1].is_number_unsigned(),
@@ -153,14 +211,20 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
       const size_t esize =
           v.type != TensorType::kOther ? tensor_type_size(v.type) : other_type_size(v.type_name);
       ADAMAS_CHECK(esize > 0, "{}: tensor '{}' has unknown dtype '{}'", path_, name, v.type_name);
-      ADAMAS_CHECK(static_cast<uint64_t>(v.numel()) * esize == end - begin,
+      uint64_t need = 0;
+      ADAMAS_CHECK(mul_u64(numel, esize, &need),
+                   "{}: tensor '{}': {} {} has too many bytes (the size overflows 64 bits)", path_,
+                   name, v.type_name, v.shape_str());
+      ADAMAS_CHECK(need == end - begin,
                    "{}: tensor '{}': {} {} needs {} bytes but data_offsets span {}", path_, name,
-                   v.type_name, v.shape_str(), v.numel() * esize, end - begin);
+                   v.type_name, v.shape_str(), need, end - begin);
       v.data = data + begin;
       v.bytes = end - begin;
       v.file = &path_;
       tensors_.emplace(name, std::move(v));
     }
+    check_no_overlap(data);
+    align_tensors();
   } catch (...) {
     ::munmap(map_, size_);
     throw;
@@ -171,9 +235,56 @@ SafetensorsFile::~SafetensorsFile() {
   if (map_ && map_ != MAP_FAILED) ::munmap(map_, size_);
 }
 
+// Two tensors sharing bytes would alias each other (a polyglot or corrupt file); the format
+// forbids it. Empty tensors own no bytes and may sit anywhere.
+void SafetensorsFile::check_no_overlap(const std::byte* data) const {
+  std::vector<const TensorView*> by_start;
+  for (const auto& [name, v] : tensors_)
+    if (v.bytes > 0) by_start.push_back(&v);
+  std::sort(by_start.begin(), by_start.end(),
+            [](const TensorView* a, const TensorView* b) { return a->data < b->data; });
+  for (size_t i = 1; i < by_start.size(); ++i) {
+    const TensorView& a = *by_start[i - 1];
+    const TensorView& b = *by_start[i];
+    ADAMAS_CHECK(a.data + a.bytes <= b.data,
+                 "{}: corrupt safetensors header: tensors '{}' (data_offsets [{}, {}]) and '{}' "
+                 "([{}, {}]) overlap; each byte must belong to one tensor",
+                 path_, a.name, a.data - data, a.data - data + a.bytes, b.name, b.data - data,
+                 b.data - data + b.bytes);
+  }
+}
+
+// The format does not align tensors: the safetensors library accepts any data_offsets, and files in
+// the wild have odd header lengths (so every 2-byte tensor sits at an odd address). Typed reads of
+// such bytes are undefined behaviour (and vector loads may fault), so those tensors are copied
+// into aligned memory instead of rejected.
+void SafetensorsFile::align_tensors() {
+  constexpr size_t kAlign = 64;
+  auto misaligned = [](const TensorView& v) {
+    const size_t esize =
+        v.type != TensorType::kOther ? tensor_type_size(v.type) : other_type_size(v.type_name);
+    return v.bytes > 0 && reinterpret_cast<uintptr_t>(v.data) % esize != 0;
+  };
+  size_t total = 0;
+  for (const auto& [name, v] : tensors_)
+    if (misaligned(v)) total += (v.bytes + kAlign - 1) / kAlign * kAlign;
+  if (total == 0) return;
+  aligned_ = std::make_unique<std::byte[]>(total + kAlign);
+  auto* out = reinterpret_cast<std::byte*>(
+      (reinterpret_cast<uintptr_t>(aligned_.get()) + kAlign - 1) / kAlign * kAlign);
+  for (auto& [name, v] : tensors_) {
+    if (!misaligned(v)) continue;
+    std::memcpy(out, v.data, v.bytes);
+    v.data = out;
+    out += (v.bytes + kAlign - 1) / kAlign * kAlign;
+  }
+  copied_bytes_ = total;
+}
+
 TensorStore::TensorStore(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   std::vector<fs::path> paths;
+  std::vector<std::pair<std::string, std::string>> weight_map;  // from the index: tensor, shard
   source_ = path.string();
   if (fs::is_regular_file(path)) {
     paths.push_back(path);
@@ -181,27 +292,41 @@ TensorStore::TensorStore(const std::filesystem::path& path) {
     ADAMAS_CHECK(fs::is_directory(path), "model path {} does not exist", path.string());
     const fs::path index = path / "model.safetensors.index.json";
     if (fs::exists(index)) {
+      const std::string ix = index.string();
+      ADAMAS_CHECK(!fs::is_directory(index), "{}: is a directory, expected a JSON file", ix);
       std::ifstream in(index);
       std::stringstream ss;
       ss << in.rdbuf();
+      const std::string text = ss.str();
       json j;
+      std::string duplicate;
       try {
-        j = json::parse(ss.str());
+        duplicate = parse_unique_keys(text.data(), text.data() + text.size(), j);
       } catch (const json::exception& e) {
-        throw Error(fmt::format("{}: not valid JSON: {}", index.string(), e.what()));
+        throw Error(fmt::format("{}: not valid JSON: {}", ix, e.what()));
       }
-      ADAMAS_CHECK(j.contains("weight_map") && j["weight_map"].is_object(),
-                   "{}: missing object 'weight_map'", index.string());
+      ADAMAS_CHECK(duplicate.empty(), "{}: duplicate key {} (keys must be unique)", ix, duplicate);
+      ADAMAS_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
+                   "{}: missing object 'weight_map'", ix);
       std::set<std::string> shards;
       for (const auto& [name, file] : j["weight_map"].items()) {
-        ADAMAS_CHECK(file.is_string(), "{}: weight_map['{}'] must be a file name", index.string(),
-                     name);
-        shards.insert(file.get<std::string>());
+        ADAMAS_CHECK(file.is_string(), "{}: weight_map['{}'] must be a file name", ix, name);
+        std::string shard = file.get<std::string>();
+        ADAMAS_CHECK(shard_name_ok(shard),
+                     "{}: weight_map['{}'] names shard {}, outside the model directory: "
+                     "expected a file name relative to it (no absolute path, no '..')",
+                     ix, name, file.dump());  // dump() escapes a NUL, which would cut the message
+        shard = fs::path(shard).lexically_normal().string();  // "./a" and "a" are one shard
+        shards.insert(shard);
+        weight_map.emplace_back(name, shard);
       }
       for (const auto& s : shards) {
-        ADAMAS_CHECK(fs::exists(path / s), "{}: shard {} listed in the index is missing",
-                     index.string(), (path / s).string());
-        paths.push_back(path / s);
+        const fs::path p = path / s;
+        ADAMAS_CHECK(fs::exists(p), "{}: shard {} listed in the index is missing", ix, p.string());
+        ADAMAS_CHECK(!fs::is_directory(p),
+                     "{}: shard {} listed in the index is a directory, expected a file", ix,
+                     p.string());
+        paths.push_back(p);
       }
     } else if (fs::exists(path / "model.safetensors")) {
       paths.push_back(path / "model.safetensors");
@@ -221,6 +346,15 @@ TensorStore::TensorStore(const std::filesystem::path& path) {
       ADAMAS_CHECK(inserted, "tensor '{}' appears in both {} and {}", name, *it->second->file,
                    p.string());
     }
+  }
+  // The index must agree with the shards: a tensor elsewhere means a stale or mixed-up index.
+  for (const auto& [name, shard] : weight_map) {
+    const std::string want = (path / shard).string();
+    const TensorView* t = find(name);
+    ADAMAS_CHECK(t != nullptr, "{}: tensor '{}' is mapped to {}, which does not contain it",
+                 (path / "model.safetensors.index.json").string(), name, want);
+    ADAMAS_CHECK(*t->file == want, "{}: tensor '{}' is mapped to {} but found in {}",
+                 (path / "model.safetensors.index.json").string(), name, want, *t->file);
   }
 }
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <string>
+#include <string_view>
 
 #include "common/check.h"
 
@@ -57,11 +59,33 @@ class Loader {
   std::map<DType, size_t> by_type_;
 };
 
+// Layers the checkpoint holds beyond the config's would be silently dropped: a config/checkpoint
+// mismatch. Throws naming the lowest such layer.
+void check_no_extra_layers(const ModelConfig& c, const TensorStore& s) {
+  constexpr std::string_view kPrefix = "model.layers.";
+  int64_t first = -1;
+  std::string first_name;
+  for (const std::string& name : s.names()) {
+    if (!name.starts_with(kPrefix)) continue;
+    const size_t digits = name.find_first_not_of("0123456789", kPrefix.size());
+    if (digits == kPrefix.size() || digits == std::string::npos || name[digits] != '.') continue;
+    // More digits than an int64 holds is beyond any config too.
+    const std::string_view num(name.data() + kPrefix.size(), digits - kPrefix.size());
+    const int64_t layer = num.size() > 18 ? INT64_MAX : std::stoll(std::string(num));
+    if (layer >= c.num_layers && (first < 0 || layer < first)) first = layer, first_name = name;
+  }
+  ADAMAS_CHECK(first < 0,
+               "{}: checkpoint has layer {} ('{}') but config.json has num_hidden_layers = {} "
+               "(layers 0..{}): the config does not match the weights",
+               s.source(), first, first_name, c.num_layers, c.num_layers - 1);
+}
+
 }  // namespace
 
 ModelWeights load_weights(const ModelConfig& c, std::shared_ptr<const TensorStore> store) {
   ModelWeights w;
   w.store = store;
+  check_no_extra_layers(c, *store);
   Loader L(*store, w);
   const int D = c.hidden_size, I = c.intermediate_size, d = c.head_dim;
   const int qd = c.num_heads * d, kvd = c.num_kv_heads * d;

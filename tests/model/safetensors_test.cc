@@ -65,6 +65,90 @@ TEST(Safetensors, CorruptHeadersAreNamed) {
               HasSubstr("shorter than the 8-byte header"));
 }
 
+TEST(Safetensors, OverlapsDuplicatesEmptyNamesAndOverflowsAreRejected) {
+  EXPECT_THAT(header_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+                               "b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})"),
+              AllOf(HasSubstr("bad.safetensors"), HasSubstr("tensors 'a'"), HasSubstr("'b'"),
+                    HasSubstr("([4, 8]) overlap")));
+  // Empty tensors own no bytes: they may sit anywhere.
+  EXPECT_EQ(header_error(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+                             "e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]}})"),
+            "<no exception>");
+  // nlohmann keeps the last of duplicate keys; the format forbids them.
+  EXPECT_THAT(header_error(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+                               "t":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})"),
+              AllOf(HasSubstr("bad.safetensors"), HasSubstr("duplicate key 't'")));
+  EXPECT_THAT(header_error(R"({"t":{"dtype":"F32","shape":[2],"dtype":"U8",
+                                    "data_offsets":[0,8]}})"),
+              HasSubstr("duplicate key 'dtype' in 't'"));
+  EXPECT_THAT(header_error(R"({"__metadata__":{"format":"pt","format":"np"}})"),
+              HasSubstr("duplicate key 'format' in '__metadata__'"));
+  EXPECT_THAT(header_error(R"({"":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})"),
+              HasSubstr("a tensor has an empty name"));
+  EXPECT_THAT(header_error(R"({"t":{"dtype":"U8","shape":[4294967296,4294967296],
+                                    "data_offsets":[0,8]}})"),
+              AllOf(HasSubstr("'t'"), HasSubstr("[4294967296,4294967296] has too many elements")));
+  EXPECT_THAT(header_error(R"({"t":{"dtype":"U8","shape":[18446744073709551615],
+                                    "data_offsets":[0,8]}})"),
+              HasSubstr("the count overflows 64 bits"));
+  EXPECT_THAT(header_error(R"({"t":{"dtype":"F32","shape":[4611686018427387904],
+                                    "data_offsets":[0,8]}})"),
+              AllOf(HasSubstr("'t'"), HasSubstr("the size overflows 64 bits")));
+  // A directory named like a shard: said so (mmap would fail with "No such device").
+  TempDir dir;
+  fs::create_directories(dir.path / "d.safetensors");
+  EXPECT_THAT(test_error([&] { SafetensorsFile f(dir.path / "d.safetensors"); }),
+              AllOf(HasSubstr("d.safetensors"), HasSubstr("is a directory")));
+}
+
+// Writes a safetensors file byte for byte: the header as given (no padding), then `data`.
+void write_raw_safetensors(const fs::path& path, const std::string& header,
+                           const std::vector<uint8_t>& data) {
+  const uint64_t n = header.size();
+  std::string bytes(reinterpret_cast<const char*>(&n), 8);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(data.data()), data.size());
+  write_text(path, bytes);
+}
+
+// The format does not require alignment (files with odd header lengths exist); such tensors are
+// copied so that typed reads of them are aligned, and keep their values.
+TEST(Safetensors, UnalignedTensorsAreCopiedAligned) {
+  TempDir dir;
+  const RawTensor bf = float_tensor({1.5f, -3.f}, {2}, "BF16");
+  const RawTensor f = float_tensor({0.25f, 7.f}, {2});
+  // data_offsets not a multiple of the element size: the BF16 tensor starts at byte 1.
+  std::vector<uint8_t> data(1 + bf.bytes.size(), 42);
+  std::copy(bf.bytes.begin(), bf.bytes.end(), data.begin() + 1);
+  write_raw_safetensors(dir.path / "rel.safetensors",
+                        R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                        R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[1,5]}})" +
+                            std::string(7, ' '),  // 8 + header = 88: only the offset is odd
+                        data);
+  {
+    SafetensorsFile file(dir.path / "rel.safetensors");
+    const TensorView& b = file.tensors().at("b");
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data) % 2, 0u);
+    EXPECT_EQ(bf16_to_f32(reinterpret_cast<const uint16_t*>(b.data)[1]), -3.f);
+    EXPECT_EQ(file.copied_bytes() > 0, true);
+    EXPECT_EQ(static_cast<uint8_t>(file.tensors().at("a").data[0]), 42);
+  }
+  // An odd header length: every tensor of the file is misaligned.
+  std::string header = R"({"f":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  if (header.size() % 2 == 0) header += ' ';
+  write_raw_safetensors(dir.path / "odd.safetensors", header, f.bytes);
+  SafetensorsFile file(dir.path / "odd.safetensors");
+  const TensorView& t = file.tensors().at("f");
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % 4, 0u);
+  EXPECT_EQ(reinterpret_cast<const float*>(t.data)[1], 7.f);
+  // Files written aligned (as the safetensors library writes them) are not copied.
+  std::map<std::string, RawTensor> ts;
+  ts["b"] = bf;
+  ts["f"] = f;
+  write_safetensors(dir.path / "aligned.safetensors", ts);
+  EXPECT_EQ(SafetensorsFile(dir.path / "aligned.safetensors").copied_bytes(), 0u);
+}
+
 TEST(Weights, MissingMisshapedAndWrongDtypeTensorsAreNamed) {
   const TinySpec spec;
   const ModelConfig c = parse_config(tiny_config_json(spec));
@@ -137,6 +221,75 @@ TEST(Weights, ShardedCheckpoint) {
   fs::remove(dir.path / "model-00002-of-00002.safetensors");
   EXPECT_THAT(test_error([&] { TensorStore s(dir.path); }),
               AllOf(HasSubstr("model-00002-of-00002.safetensors"), HasSubstr("missing")));
+  // A directory where the shard should be.
+  fs::create_directories(dir.path / "model-00002-of-00002.safetensors");
+  EXPECT_THAT(test_error([&] { TensorStore s(dir.path); }),
+              AllOf(HasSubstr("model-00002-of-00002.safetensors"), HasSubstr("is a directory")));
+}
+
+// The index must agree with the shards and name files inside the model directory.
+TEST(Weights, ShardIndexMustMatchTheShards) {
+  TempDir dir;
+  std::map<std::string, RawTensor> a, b;
+  a["x"] = float_tensor({1, 2}, {2});
+  b["y"] = float_tensor({3, 4}, {2});
+  write_safetensors(dir.path / "a.safetensors", a);
+  write_safetensors(dir.path / "b.safetensors", b);
+  fs::create_directories(dir.path / "sub");
+  write_safetensors(dir.path / "sub" / "c.safetensors", {{"z", float_tensor({5}, {1})}});
+  auto store_error = [&](const std::string& weight_map) {
+    write_text(dir.path / "model.safetensors.index.json",
+               R"({"metadata":{},"weight_map":)" + weight_map + "}");
+    return test_error([&] { TensorStore s(dir.path); });
+  };
+  EXPECT_EQ(store_error(R"({"x":"a.safetensors","y":"b.safetensors","z":"sub/c.safetensors"})"),
+            "<no exception>");
+  EXPECT_EQ(store_error(R"({"x":"./a.safetensors","y":"b.safetensors"})"), "<no exception>");
+  EXPECT_THAT(store_error(R"({"x":"b.safetensors","y":"a.safetensors"})"),
+              AllOf(HasSubstr("model.safetensors.index.json"), HasSubstr("tensor 'x'"),
+                    HasSubstr("mapped to " + (dir.path / "b.safetensors").string()),
+                    HasSubstr("found in " + (dir.path / "a.safetensors").string())));
+  EXPECT_THAT(
+      store_error(R"({"x":"a.safetensors","w":"b.safetensors"})"),
+      AllOf(HasSubstr("tensor 'w'"), HasSubstr("b.safetensors, which does not contain it")));
+  for (const std::string bad :
+       {"../a.safetensors", "/etc/passwd", "sub/../../a.safetensors", "sub/", ""}) {
+    EXPECT_THAT(store_error(R"({"x":")" + bad + R"("})"),
+                AllOf(HasSubstr("weight_map['x'] names shard \"" + bad + "\""),
+                      HasSubstr("outside the model directory")))
+        << bad;
+  }
+  EXPECT_THAT(store_error(R"({"x":"a.safetensors\u0000/../../etc/passwd"})"),
+              HasSubstr(R"("a.safetensors\u0000/../../etc/passwd", outside the model directory)"));
+  EXPECT_THAT(store_error(R"({"x":"a.safetensors","x":"b.safetensors"})"),
+              HasSubstr("duplicate key 'x' in 'weight_map'"));
+  EXPECT_THAT(store_error(R"({"x":"sub"})"),
+              AllOf(HasSubstr("shard"), HasSubstr("sub listed in the index is a directory")));
+  fs::remove(dir.path / "model.safetensors.index.json");
+  fs::create_directories(dir.path / "model.safetensors.index.json");
+  EXPECT_THAT(test_error([&] { TensorStore s(dir.path); }),
+              AllOf(HasSubstr("model.safetensors.index.json"), HasSubstr("is a directory")));
+}
+
+// Layers beyond the config's num_hidden_layers would be silently dropped: a config/checkpoint
+// mismatch.
+TEST(Weights, LayersBeyondTheConfigAreAnError) {
+  TinySpec spec;
+  spec.layers = 4;
+  TempDir dir;
+  write_safetensors(dir.path / "model.safetensors", tiny_tensors(spec));
+  spec.layers = 3;
+  const ModelConfig c = parse_config(tiny_config_json(spec));
+  EXPECT_THAT(test_error([&] { load_weights(c, std::make_shared<const TensorStore>(dir.path)); }),
+              AllOf(HasSubstr("layer 3 ('model.layers.3."), HasSubstr("num_hidden_layers = 3")));
+  auto ts = tiny_tensors(spec);
+  ts["model.layers.12.mlp.up_proj.weight"] = float_tensor({1}, {1});
+  ts["model.layers.7.self_attn.q_proj.weight"] = float_tensor({1}, {1});
+  ts["model.layers.extra.weight"] = float_tensor({1}, {1});  // not a layer index: ignored
+  write_safetensors(dir.path / "model.safetensors", ts);
+  EXPECT_THAT(test_error([&] { load_weights(c, std::make_shared<const TensorStore>(dir.path)); }),
+              AllOf(HasSubstr("layer 7 ('model.layers.7.self_attn.q_proj.weight')"),
+                    HasSubstr("(layers 0..2)")));
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 // Hugging Face config.json of a Llama-family causal LM (Llama 1/2/3, Mistral, Qwen2), reduced to
 // what the runtime needs. Unsupported architectures or RoPE types throw adamas::Error naming them.
+// Integer fields are read as 64-bit and range-checked (never wrapped): num_hidden_layers and the
+// head counts in [1, 2^16], hidden_size and intermediate_size in [1, 2^20], vocab_size in
+// [1, 2^24], max_position_embeddings, sliding_window and token ids at most 2^31-1; rope_theta,
+// RoPE factors and rms_norm_eps must be finite and > 0.
 #pragma once
 
 #include <filesystem>

@@ -1,7 +1,10 @@
 // Memory-mapped safetensors files: one file, or a sharded checkpoint described by
-// model.safetensors.index.json. Tensors are views into the mapping (no copies). A corrupt header,
-// a tensor whose byte range does not match its dtype and shape or lies outside the file, or a
-// missing shard throws adamas::Error naming the file and tensor.
+// model.safetensors.index.json. Tensors are views into the mapping (no copies), except tensors the
+// file leaves unaligned for their element size (the format allows it), which are copied to aligned
+// memory. A corrupt header (duplicate keys, an empty tensor name, a tensor whose byte range does
+// not match its dtype and shape, lies outside the file or overlaps another one), an index that
+// names a shard outside the model directory, a missing shard or a tensor not in the shard the index
+// names throws adamas::Error naming the file and tensor.
 #pragma once
 
 #include <cstddef>
@@ -44,11 +47,17 @@ class SafetensorsFile {
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   size_t file_bytes() const { return size_; }
+  size_t copied_bytes() const { return copied_bytes_; }  // of tensors copied to be aligned
 
  private:
+  void check_no_overlap(const std::byte* data) const;
+  void align_tensors();
+
   std::string path_;
   void* map_ = nullptr;
   size_t size_ = 0;
+  std::unique_ptr<std::byte[]> aligned_;  // the copies of unaligned tensors
+  size_t copied_bytes_ = 0;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
 };
