@@ -21,6 +21,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& dir) {
   ModelConfig config = load_config(dir);
   auto store = std::make_shared<const TensorStore>(dir);
   ModelWeights weights = load_weights(config, std::move(store));
+  check_weights_finite(weights);
   return std::make_unique<LlamaModel>(std::move(config), std::move(weights));
 }
 

@@ -19,6 +19,15 @@ Sampler::Sampler(SamplingConfig config) : config_(config), rng_(config.seed) { c
 
 int32_t Sampler::sample(std::span<const float> logits) {
   ADAMAS_CHECK(!logits.empty(), "sample: empty logits");
+  // NaN would break the orderings below (and make the draw ignore the seed); +Inf is no
+  // distribution either.
+  bool any_finite = false;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    ADAMAS_CHECK(logits[i] < INFINITY, "sample: logit {} of token {} is not a number or +Inf",
+                 logits[i], i);
+    any_finite = any_finite || logits[i] > -INFINITY;
+  }
+  ADAMAS_CHECK(any_finite, "sample: every logit is -Inf (every token masked)");
   if (config_.temperature == 0.0f) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
@@ -79,8 +88,14 @@ GenerationStats generate(Session& session, std::span<const int32_t> prompt,
            config.stop_tokens.end();
   };
   t0 = clock::now();
+  const int context = session.model().config().max_position_embeddings;
   while (st.new_tokens < config.max_new_tokens) {
     if (st.new_tokens > 0) {
+      if (context > 0 && !session.options().allow_beyond_context &&
+          session.length(seq) >= context) {
+        st.context_full = true;  // the next decode would be at position `context`
+        break;
+      }
       const int32_t last = st.last_token;
       session.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&last, 1),
                      logits.data());

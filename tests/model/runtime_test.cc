@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <cstring>
+#include <cmath>
 
 #include "adamas/model/llama.h"
 #include "adamas/model/sampler.h"
@@ -311,6 +313,100 @@ TEST_F(Runtime, ErrorsAreClear) {
   no_tokens.max_tokens = 0;
   EXPECT_THAT(test_error([&] { Session(*model_, no_tokens); }),
               ::testing::HasSubstr("max_tokens (0)"));
+}
+
+// A model whose config.json says max_position_embeddings = 24: prefill and decode refuse
+// positions past it unless allowed, and generate() stops there.
+TEST(RuntimeLimits, PositionsBeyondTheContextAreRefused) {
+  TempDir dir;
+  TinySpec spec;
+  spec.head_dim = 32;
+  write_tiny_model(dir.path, spec);
+  std::string cfg = tiny_config_json(spec);
+  cfg.replace(cfg.find("\"hidden_act\""), 0, "\"max_position_embeddings\":24,");
+  write_text(dir.path / "config.json", cfg);
+  const auto model = LlamaModel::load(dir.path);
+  ASSERT_EQ(model->config().max_position_embeddings, 24);
+  RuntimeOptions o;
+  o.threads = 1;
+  o.kv_dtype = DType::kF32;
+  o.page_size = 8;
+  o.max_tokens = 64;
+  std::vector<int32_t> t(30, 5);
+  std::vector<float> logits(96);
+  {
+    Session s(*model, o);
+    EXPECT_THAT(test_error([&] { s.prefill(s.add_sequence(), t, logits.data()); }),
+                ::testing::HasSubstr("would reach position 29, beyond the model's "
+                                     "max_position_embeddings (24)"));
+    const SeqId seq = s.add_sequence();
+    s.prefill(seq, std::span(t).first(20), logits.data());
+    for (int i = 0; i < 4; ++i)  // positions 20 .. 23
+      s.decode(std::span<const SeqId>(&seq, 1), std::span(t).first(1), logits.data());
+    EXPECT_THAT(test_error([&] {
+                  s.decode(std::span<const SeqId>(&seq, 1), std::span(t).first(1), logits.data());
+                }),
+                ::testing::HasSubstr("decode: sequence 1 would reach position 24"));
+    GenerationConfig gc;
+    gc.max_new_tokens = 10;
+    const GenerationStats st = generate(s, std::span(t).first(20), gc, {});
+    EXPECT_TRUE(st.context_full);
+    EXPECT_EQ(st.new_tokens, 5);  // one from the prefill's logits, four decodes (20 .. 23)
+  }
+  o.allow_beyond_context = true;
+  Session s(*model, o);
+  s.prefill(s.add_sequence(), t, logits.data());
+  for (float x : logits) EXPECT_TRUE(std::isfinite(x));
+}
+
+// One NaN in one k_proj made every output meaningless, with exit status 0: refused at load,
+// naming the tensor and element (bf16 matrices and f32 norm vectors alike).
+TEST(RuntimeLimits, NonFiniteWeightsAreRefusedAtLoad) {
+  TinySpec spec;
+  spec.head_dim = 32;
+  spec.dtype = "BF16";
+  for (const char* name : {"model.layers.1.self_attn.k_proj.weight",
+                           "model.layers.2.post_attention_layernorm.weight", "lm_head.weight"}) {
+    SCOPED_TRACE(name);
+    TempDir dir;
+    auto tensors = tiny_tensors(spec);
+    RawTensor& bad = tensors.at(name);
+    // Element 37 (or the last one of a short vector) set to NaN / +Inf in bf16: exponent all ones.
+    const size_t at = std::min<size_t>(37, bad.bytes.size() / 2 - 1);
+    const uint16_t bits = std::string(name).find("norm") != std::string::npos ? 0x7f80 : 0x7fc0;
+    std::memcpy(bad.bytes.data() + 2 * at, &bits, 2);
+    fs::create_directories(dir.path);
+    write_text(dir.path / "config.json", tiny_config_json(spec));
+    write_safetensors(dir.path / "model.safetensors", tensors);
+    EXPECT_THAT(test_error([&] { LlamaModel::load(dir.path); }),
+                ::testing::AllOf(::testing::HasSubstr(std::string("checkpoint's ") + name),
+                                 ::testing::HasSubstr("non-finite value (NaN or Inf)")));
+  }
+}
+
+// Finite weights whose products overflow: the logits are refused, not sampled from.
+TEST(RuntimeLimits, NonFiniteLogitsStopTheStep) {
+  TempDir dir;
+  TinySpec spec;
+  spec.head_dim = 32;
+  auto tensors = tiny_tensors(spec);
+  RawTensor& head = tensors.at("lm_head.weight");
+  const std::vector<float> huge(head.bytes.size() / 4, 3e38f);
+  std::memcpy(head.bytes.data(), huge.data(), head.bytes.size());
+  fs::create_directories(dir.path);
+  write_text(dir.path / "config.json", tiny_config_json(spec));
+  write_safetensors(dir.path / "model.safetensors", tensors);
+  const auto model = LlamaModel::load(dir.path);
+  RuntimeOptions o;
+  o.threads = 1;
+  o.kv_dtype = DType::kF32;
+  o.page_size = 8;
+  o.max_tokens = 64;
+  Session s(*model, o);
+  std::vector<int32_t> t(6, 5);
+  std::vector<float> logits(96);
+  EXPECT_THAT(test_error([&] { s.prefill(s.add_sequence(), t, logits.data()); }),
+              ::testing::HasSubstr("prefill: the logits of sequence 0 are not finite"));
 }
 
 }  // namespace

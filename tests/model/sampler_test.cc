@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "model_test_util.h"
 
 namespace adamas::model::test {
@@ -65,6 +67,29 @@ TEST(Sampler, InvalidSettingsAreNamed) {
               }),
               ::testing::HasSubstr("temperature"));
   EXPECT_THAT(test_error([] { Sampler s({1.0f, 0, 0.0f, 0}); }), ::testing::HasSubstr("top_p"));
+}
+
+// NaN once broke the orderings (and made draws ignore the seed): refused, like +Inf; −Inf is a
+// masked token, but not every token may be masked.
+TEST(Sampler, NonFiniteLogitsAreRefusedAndMaskedTokensNeverDrawn) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (float temperature : {0.0f, 1.0f}) {
+    Sampler s({temperature, 0, 1.0f, 3});
+    EXPECT_THAT(test_error([&] { s.sample(std::vector<float>{0.5f, nan, 1.0f}); }),
+                ::testing::HasSubstr("logit nan of token 1 is not a number or +Inf"));
+    EXPECT_THAT(test_error([&] { s.sample(std::vector<float>{0.5f, inf}); }),
+                ::testing::HasSubstr("token 1 is not a number or +Inf"));
+    EXPECT_THAT(test_error([&] { s.sample(std::vector<float>{-inf, -inf}); }),
+                ::testing::HasSubstr("every logit is -Inf"));
+  }
+  const std::vector<float> masked = {-inf, 0.0f, -inf, 0.0f};
+  Sampler a({1.0f, 0, 1.0f, 11}), b({1.0f, 0, 1.0f, 11});
+  for (int i = 0; i < 200; ++i) {
+    const int x = a.sample(masked);
+    EXPECT_TRUE(x == 1 || x == 3) << x;
+    EXPECT_EQ(x, b.sample(masked));  // same seed, same draws
+  }
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -55,10 +57,19 @@ int run_generate(const GenerateOptions& o) {
   fmt::print(stderr, "{}\n", device.describe());
 
   std::vector<int32_t> ids =
-      o.no_bos ? tokenizer->encode(prompt) : tokenizer->encode_prompt(prompt);
+      tokenizer->encode_prompt(prompt, /*with_bos=*/!o.no_bos);
   if (ids.empty()) throw Error("the prompt encodes to no tokens");
 
-  ro.max_tokens = static_cast<int>(ids.size()) + o.max_new_tokens + 1;
+  ro.allow_beyond_context = o.allow_beyond_context;
+  const int context = mc.max_position_embeddings;
+  if (context > 0 && !o.allow_beyond_context && static_cast<int64_t>(ids.size()) > context)
+    throw Error(fmt::format(
+        "the prompt has {} tokens, beyond the model's max_position_embeddings ({}): shorten it, "
+        "or pass --allow-beyond-context to run past the trained context anyway",
+        ids.size(), context));
+  int64_t tokens = static_cast<int64_t>(ids.size()) + o.max_new_tokens + 1;
+  if (context > 0 && !o.allow_beyond_context) tokens = std::min<int64_t>(tokens, context + 1);
+  ro.max_tokens = static_cast<int>(std::min<int64_t>(tokens, std::numeric_limits<int>::max()));
   model::Session session(*model, ro);
   fmt::print(stderr, "policy: {}; KV cache {} ({:.1f} MiB); {} prompt tokens; loaded in {:.2f}s\n",
              ro.policy.describe(), o.kv_dtype, session.cache_bytes() / 1048576.0, ids.size(),
@@ -103,6 +114,11 @@ int run_generate(const GenerateOptions& o) {
              stats.decode_seconds, stats.decode_steps / std::max(stats.decode_seconds, 1e-9),
              1e3 * stats.decode_seconds / std::max(stats.decode_steps, 1),
              stats.stopped ? ", stopped at a stop token" : "");
+  if (stats.context_full)
+    fmt::print(stderr,
+               "stopped at the model's context ({} tokens, max_position_embeddings); "
+               "--allow-beyond-context goes on past it\n",
+               context);
   // The GPU times the step, not its attention stages (they stay zero there).
   if (ro.device == model::Device::kCpu) {
     const auto& t = session.attention_times();
@@ -151,6 +167,9 @@ void add_generate_command(CLI::App& app, int& status) {
       ->check(positive(kMaxTokens));
   cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
+  cmd->add_flag("--allow-beyond-context", o->allow_beyond_context,
+                "let prompt + generation run past the model's max_position_embeddings (RoPE "
+                "beyond the trained context: output of unknown quality)");
   cmd->add_flag("--no-cuda-graphs", o->no_cuda_graphs,
                 "cuda: launch each decode step's kernels one by one instead of replaying a graph");
   cmd->add_flag("--gpu-f32-weights", o->gpu_f32_weights,

@@ -31,6 +31,7 @@ struct GenerateOptions {
   int prefill_chunk = 256;
   int threads = 0;
   bool no_bos = false;
+  bool allow_beyond_context = false;
   std::string device = "auto";   // cpu | cuda | auto
   bool no_cuda_graphs = false;   // cuda: launch decode steps one kernel at a time
   bool gpu_f32_weights = false;  // cuda: every product in fp32 (weights upcast on upload)

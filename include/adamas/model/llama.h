@@ -26,7 +26,8 @@ namespace adamas::model {
 class LlamaModel {
  public:
   LlamaModel(ModelConfig config, ModelWeights weights);
-  // config.json + safetensors of a Hugging Face model directory.
+  // config.json + safetensors of a Hugging Face model directory; every weight is checked to be
+  // finite (check_weights_finite).
   static std::unique_ptr<LlamaModel> load(const std::filesystem::path& dir);
 
   const ModelConfig& config() const { return config_; }
@@ -38,6 +39,10 @@ class LlamaModel {
   ModelWeights weights_;
   std::vector<float> inv_freq_;
 };
+
+// Throws adamas::Error naming the first tensor (HF name) and element holding NaN or Inf. One
+// parallel pass over the stored bits, at memory bandwidth (src/model/finite_weights.cc).
+void check_weights_finite(const ModelWeights& weights);
 
 // Where a Session runs: the CPU runtime (src/model) or the CUDA runtime (src/cuda/model).
 enum class Device { kCpu, kCuda };
@@ -72,6 +77,9 @@ struct RuntimeOptions {
   // GPU, without graphs: time each decode step's matrix products and attention with CUDA events
   // (Session::step_profile), a diagnostic of where a step's time goes.
   bool profile_steps = false;
+  // Positions at or past the model's max_position_embeddings (RoPE beyond the trained context:
+  // output of no known quality) are refused by prefill and decode unless this is set.
+  bool allow_beyond_context = false;
 
   void validate() const;  // throws adamas::Error naming the field (policy included)
 };
@@ -130,6 +138,9 @@ class Session {
   void set_query_observer(QueryObserver observer);
 
   // One token for each sequence (a batch): logits [seqs.size()][vocab] (host memory).
+  // prefill and decode throw adamas::Error, naming the sequence and position, for positions
+  // beyond the model's context (unless allow_beyond_context) and for logits holding NaN or +Inf
+  // (overflowed or non-finite weights: never handed on as if they were a distribution).
   void decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits);
 
   const LlamaModel& model() const { return model_; }

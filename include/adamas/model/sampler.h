@@ -23,6 +23,7 @@ struct SamplingConfig {
 class Sampler {
  public:
   explicit Sampler(SamplingConfig config);
+  // Logits may hold −Inf (masked tokens), never NaN or +Inf (adamas::Error), and not only −Inf.
   int32_t sample(std::span<const float> logits);
 
  private:
@@ -41,6 +42,8 @@ struct GenerationStats {
   int prompt_tokens = 0;
   int new_tokens = 0;    // including a final stop token
   bool stopped = false;  // by a stop token (or the callback), not by the token limit
+  // At the model's max_position_embeddings (unless the session allows going beyond it).
+  bool context_full = false;
   double prefill_seconds = 0;
   double decode_seconds = 0;  // the decode steps (new_tokens − 1 of them)
   int decode_steps = 0;
@@ -48,7 +51,8 @@ struct GenerationStats {
 };
 
 // Prefills `prompt` into a new sequence of `session`, then samples up to max_new_tokens tokens.
-// on_token(id) runs for each new token as soon as it is sampled; returning false stops early. The
+// on_token(id) runs for each new token as soon as it is sampled; returning false stops early.
+// Generation also stops when the next step would pass the model's context (context_full). The
 // sequence is removed at the end.
 GenerationStats generate(Session& session, std::span<const int32_t> prompt,
                          const GenerationConfig& config,
