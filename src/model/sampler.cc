@@ -66,7 +66,8 @@ int32_t Sampler::sample(std::span<const float> logits) {
 GenerationStats generate(Session& session, std::span<const int32_t> prompt,
                          const GenerationConfig& config,
                          const std::function<bool(int32_t)>& on_token,
-                         const std::function<void(int, int)>& prefill_progress) {
+                         const std::function<void(int, int)>& prefill_progress,
+                         std::vector<float>* prompt_logits) {
   using clock = std::chrono::steady_clock;
   ADAMAS_CHECK(config.max_new_tokens >= 0, "max_new_tokens must be ≥ 0, got {}",
                config.max_new_tokens);
@@ -83,6 +84,7 @@ GenerationStats generate(Session& session, std::span<const int32_t> prompt,
   auto t0 = clock::now();
   session.prefill(seq, prompt, logits.data(), false, prefill_progress);
   st.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  if (prompt_logits != nullptr) *prompt_logits = logits;
   auto is_stop = [&](int32_t t) {
     return std::find(config.stop_tokens.begin(), config.stop_tokens.end(), t) !=
            config.stop_tokens.end();

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -122,6 +123,11 @@ constexpr BadInput kBadInputs[] = {
     {"recall --csv missing-dir/r.csv", "--csv missing-dir/r.csv: its directory does not exist"},
     {"bench --csv .", "--csv .: is a directory, not a file"},
     {"eval ppl --model {model} --out-dir /dev/null/x", "--out-dir /dev/null/x: cannot create the directory"},
+    {"tokenize --model {model}", "give --text TEXT or --text-file F"},
+    {"tokenize --model {model} --text hi --out missing/x.json",
+     "--out missing/x.json: its directory does not exist"},
+    {"generate --model {model} --prompt hi --logits-json missing/x.json",
+     "--logits-json missing/x.json: its directory does not exist"},
     // Unknown subcommands and options.
     {"", "A subcommand is required"},
     {"frobnicate", "unknown command 'frobnicate' (commands: demo, bench"},
@@ -178,6 +184,29 @@ TEST(CliBadInput, ASuccessfulRunReplacesTheResult) {
   const std::string text = read_file(out);
   EXPECT_EQ(text.rfind("policy,budget,context", 0), 0u) << text;
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
+}
+
+// The peer-check outputs: ids as a Hugging Face tokenizer call gives them, and generate's JSON.
+TEST(CliPeerCheck, TokenizeAndLogitsJson) {
+  TempDir dir;
+  const Result tok = run("tokenize --model {model} --text 'Hello world' --out ids.json", dir.path());
+  ASSERT_EQ(tok.status, 0) << tok.output;
+  const std::string ids = read_file(dir.path() / "ids.json");
+  EXPECT_EQ(ids.rfind("{\"input_ids\":[1,", 0), 0u) << ids;  // BOS first, as the config says
+  const Result no_bos = run("tokenize --model {model} --text 'Hello world' --no-bos", dir.path());
+  ASSERT_EQ(no_bos.status, 0) << no_bos.output;
+  EXPECT_EQ(no_bos.output.find("\"input_ids\":[1,"), std::string::npos) << no_bos.output;
+  const Result gen = run("generate --model {model} --prompt 'The kernel' --max-new-tokens 3 "
+                         "--ignore-eos --threads 1 --logits-json out.json",
+                         dir.path());
+  ASSERT_EQ(gen.status, 0) << gen.output;
+  const std::string json = read_file(dir.path() / "out.json");
+  EXPECT_NE(json.find("\"prompt_ids\":[1,"), std::string::npos) << json.substr(0, 200);
+  EXPECT_NE(json.find("\"generated_ids\":["), std::string::npos);
+  // 8192 logits: 8191 commas inside the array.
+  const size_t a = json.find("\"prompt_last_logits\":["), b = json.find(']', a);
+  ASSERT_NE(a, std::string::npos);
+  EXPECT_EQ(std::count(json.begin() + a, json.begin() + b, ','), 8191);
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
-#include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "adamas/common/error.h"
@@ -18,6 +18,7 @@
 #include "adamas/model/tokenizer.h"
 #include "eval/common.h"
 #include "progress.h"
+#include "result_file.h"
 #include "flag_checks.h"
 
 namespace adamas::cli {
@@ -48,6 +49,9 @@ int run_generate(const GenerateOptions& o) {
     ss << in.rdbuf();
     prompt = ss.str();
   }
+  // Opened before the work: a bad path fails now, and the file is written whole at the end.
+  std::unique_ptr<ResultFile> json_out;
+  if (!o.logits_json.empty()) json_out = std::make_unique<ResultFile>(o.logits_json, "--logits-json");
   const auto t_load = clock::now();
   auto model = model::LlamaModel::load(o.model);
   auto tokenizer = model::load_tokenizer(o.model);
@@ -89,9 +93,12 @@ int run_generate(const GenerateOptions& o) {
                                 std::span<const int32_t>(ids).subspan(ids.size() - ctx));
   auto progress = std::make_unique<Progress>("prefill", static_cast<int64_t>(ids.size()));
   bool first = true;
+  std::vector<float> prompt_logits;
+  std::vector<int32_t> generated;
   const auto stats = model::generate(
       session, ids, gc,
       [&](int32_t id) {
+        generated.push_back(id);
         if (first) {  // the prefill is over: close the bar before streaming text
           progress.reset();
           first = false;
@@ -102,9 +109,21 @@ int run_generate(const GenerateOptions& o) {
         }
         return true;
       },
-      [&](int done, int) { progress->update(done); });
+      [&](int done, int) { progress->update(done); }, json_out ? &prompt_logits : nullptr);
   progress.reset();
   fmt::print("{}\n", streamer.finish());
+  if (json_out) {
+    nlohmann::json j;
+    j["model"] = o.model;
+    j["policy"] = ro.policy.describe();
+    j["device"] = std::string(model::device_name(ro.device));
+    j["prompt_ids"] = ids;
+    j["prompt_last_logits"] = prompt_logits;
+    j["generated_ids"] = generated;
+    json_out->out() << j.dump() << "\n";
+    json_out->commit();
+    fmt::print(stderr, "wrote {}\n", o.logits_json);
+  }
 
   fmt::print(stderr,
              "\nprefill: {} tokens in {:.3f}s ({:.1f} tokens/s)\n"
@@ -167,6 +186,9 @@ void add_generate_command(CLI::App& app, int& status) {
       ->check(positive(kMaxTokens));
   cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend the BOS token");
+  cmd->add_option("--logits-json", o->logits_json,
+                  "write the prompt's ids, its last-position logits and the generated ids as "
+                  "JSON to this file (peer checks)");
   cmd->add_flag("--allow-beyond-context", o->allow_beyond_context,
                 "let prompt + generation run past the model's max_position_embeddings (RoPE "
                 "beyond the trained context: output of unknown quality)");

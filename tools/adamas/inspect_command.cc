@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
 
@@ -37,6 +39,11 @@ int run_inspect(const std::string& dir, bool list_tensors) {
   const model::ModelWeights w = model::load_weights(c, store);
   fmt::print("weights:     all {} layers present and well-shaped ({:.1f} MiB used)\n", c.num_layers,
              w.bytes / 1048576.0);
+  const auto t0 = std::chrono::steady_clock::now();
+  model::check_weights_finite(w);  // what every load does: its cost, shown
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("finite:      every weight (checked in {:.3f} s, {:.1f} GB/s)\n", secs,
+             w.bytes / std::max(secs, 1e-9) / 1e9);
   const double kv_per_token = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * 2;
   fmt::print("KV cache:    {:.1f} KiB per token in f16 ({:.1f} MiB per 1K tokens)\n",
              kv_per_token / 1024, kv_per_token * 1024 / 1048576.0);

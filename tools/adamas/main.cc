@@ -14,6 +14,7 @@
 #include "generate_command.h"
 #include "inspect_command.h"
 #include "recall_command.h"
+#include "tokenize_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"adamas: Hadamard sparse attention for long-context LLM decoding"};
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   adamas::cli::add_eval_command(app, status);
   adamas::cli::add_generate_command(app, status);
   adamas::cli::add_inspect_command(app, status);
+  adamas::cli::add_tokenize_command(app, status);
   // An unknown command word: CLI11 would only say that a subcommand is required.
   std::string names;
   bool known = false;

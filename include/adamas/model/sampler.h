@@ -54,9 +54,11 @@ struct GenerationStats {
 // on_token(id) runs for each new token as soon as it is sampled; returning false stops early.
 // Generation also stops when the next step would pass the model's context (context_full). The
 // sequence is removed at the end.
+// prompt_logits, when given, receives the prompt's last-position logits (peer checks).
 GenerationStats generate(Session& session, std::span<const int32_t> prompt,
                          const GenerationConfig& config,
                          const std::function<bool(int32_t)>& on_token,
-                         const std::function<void(int, int)>& prefill_progress = {});
+                         const std::function<void(int, int)>& prefill_progress = {},
+                         std::vector<float>* prompt_logits = nullptr);
 
 }  // namespace adamas::model
