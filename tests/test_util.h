@@ -103,9 +103,12 @@ std::string error_message(F&& f) {
 // Rounds a float to what storage of type t keeps.
 inline float round_to(DType t, float x) {
   switch (t) {
-    case DType::kF32: return x;
-    case DType::kF16: return f16_to_f32(f32_to_f16(x));
-    case DType::kBF16: return bf16_to_f32(f32_to_bf16(x));
+    case DType::kF32:
+      return x;
+    case DType::kF16:
+      return f16_to_f32(f32_to_f16(x));
+    case DType::kBF16:
+      return bf16_to_f32(f32_to_bf16(x));
   }
   return x;
 }
@@ -275,10 +278,10 @@ inline ManualKV make_manual_kv(uint32_t seed, int length, int page_size, int hea
   round_all(dtype, m.values);
   const PagedKV v = m.view();
   for (int t = 0; t < length; ++t) {
-    convert_from_f32(m.keys.data() + size_t(t) * head_dim,
-                     const_cast<std::byte*>(v.key(t)), dtype, head_dim);
-    convert_from_f32(m.values.data() + size_t(t) * head_dim,
-                     const_cast<std::byte*>(v.value(t)), dtype, head_dim);
+    convert_from_f32(m.keys.data() + size_t(t) * head_dim, const_cast<std::byte*>(v.key(t)), dtype,
+                     head_dim);
+    convert_from_f32(m.values.data() + size_t(t) * head_dim, const_cast<std::byte*>(v.value(t)),
+                     dtype, head_dim);
   }
   return m;
 }
@@ -385,7 +388,8 @@ inline FilledCache make_filled_cache(CacheConfig config, const std::vector<int>&
   const int L = config.num_layers, H = config.num_kv_heads, d = config.head_dim;
   const size_t S = lengths.size();
   for (size_t s = 0; s < S; ++s) fc.seqs.push_back(fc.cache->add_sequence());
-  fc.k.assign(L, std::vector<std::vector<std::vector<float>>>(S, std::vector<std::vector<float>>(H)));
+  fc.k.assign(L,
+              std::vector<std::vector<std::vector<float>>>(S, std::vector<std::vector<float>>(H)));
   fc.v = fc.k;
   std::vector<int> done(S * L, 0);
   bool more = true;

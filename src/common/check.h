@@ -5,8 +5,8 @@
 
 #include "adamas/common/error.h"
 
-#define ADAMAS_CHECK(cond, ...)                                \
-  do {                                                         \
+#define ADAMAS_CHECK(cond, ...)                                   \
+  do {                                                            \
     if (!(cond)) throw ::adamas::Error(fmt::format(__VA_ARGS__)); \
   } while (0)
 

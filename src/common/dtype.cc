@@ -8,9 +8,12 @@ namespace adamas {
 
 std::string_view dtype_name(DType t) {
   switch (t) {
-    case DType::kF32: return "f32";
-    case DType::kF16: return "f16";
-    case DType::kBF16: return "bf16";
+    case DType::kF32:
+      return "f32";
+    case DType::kF16:
+      return "f16";
+    case DType::kBF16:
+      return "bf16";
   }
   return "?";
 }
@@ -48,13 +51,13 @@ uint16_t f32_to_f16(float f) {
   const uint32_t u = std::bit_cast<uint32_t>(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return sign | 0x7e00u;     // NaN
-  if (abs >= 0x477ff000u) return sign | 0x7c00u;    // overflow (incl. Inf) after rounding
-  if (abs < 0x38800000u) {                           // result is subnormal or zero
-    if (abs < 0x33000000u) return sign;              // < half of the smallest subnormal
+  if (abs > 0x7f800000u) return sign | 0x7e00u;   // NaN
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // overflow (incl. Inf) after rounding
+  if (abs < 0x38800000u) {                        // result is subnormal or zero
+    if (abs < 0x33000000u) return sign;           // < half of the smallest subnormal
     const uint32_t exp = abs >> 23;
     const uint32_t man = (abs & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126 - exp;                // 14..24
+    const uint32_t shift = 126 - exp;  // 14..24
     uint32_t h = man >> shift;
     const uint32_t rem = man & ((1u << shift) - 1);
     const uint32_t half = 1u << (shift - 1);

@@ -36,8 +36,8 @@ double dot(const float* q, const std::byte* k, DType t, int d) {
   return s;
 }
 
-void attend(const float* q, int nq, const PagedKV& kv, const std::vector<int32_t>& pos,
-            float scale, float* out) {
+void attend(const float* q, int nq, const PagedKV& kv, const std::vector<int32_t>& pos, float scale,
+            float* out) {
   const int d = kv.head_dim;
   std::vector<double> s(pos.size());
   std::vector<float> vf(d);
@@ -79,8 +79,8 @@ void key_scores(const float* q, int nq, const PagedKV& kv, float* out, size_t ou
   check_attention_args(nq, kv);
   for (int h = 0; h < nq; ++h)
     for (int t = 0; t < kv.length; ++t)
-      out[h * out_stride + t] = static_cast<float>(dot(q + h * kv.head_dim, kv.key(t), kv.dtype,
-                                                       kv.head_dim));
+      out[h * out_stride + t] =
+          static_cast<float>(dot(q + h * kv.head_dim, kv.key(t), kv.dtype, kv.head_dim));
 }
 
 }  // namespace ref

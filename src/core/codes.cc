@@ -10,9 +10,12 @@ namespace adamas {
 
 std::vector<float> default_thresholds(int bits) {
   switch (bits) {
-    case 1: return {0.f};
-    case 2: return {-10.f, 0.f, 10.f};
-    case 3: return {-15.f, -10.f, -5.f, 0.f, 5.f, 10.f, 15.f};
+    case 1:
+      return {0.f};
+    case 2:
+      return {-10.f, 0.f, 10.f};
+    case 3:
+      return {-15.f, -10.f, -5.f, 0.f, 5.f, 10.f, 15.f};
   }
   throw Error(fmt::format("code bits must be 1, 2 or 3, got {}", bits));
 }

@@ -9,8 +9,9 @@
 namespace adamas {
 
 void check_head_dim(int d) {
-  ADAMAS_CHECK(d >= kMinHeadDim && d <= kMaxHeadDim && std::has_single_bit(static_cast<unsigned>(d)),
-               "head_dim must be a power of two in [{}, {}], got {}", kMinHeadDim, kMaxHeadDim, d);
+  ADAMAS_CHECK(
+      d >= kMinHeadDim && d <= kMaxHeadDim && std::has_single_bit(static_cast<unsigned>(d)),
+      "head_dim must be a power of two in [{}, {}], got {}", kMinHeadDim, kMaxHeadDim, d);
 }
 
 namespace ref {

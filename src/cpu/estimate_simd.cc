@@ -8,8 +8,8 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/estimate_simd.cc"
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/cache_control.h"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -102,12 +102,18 @@ void Estimate(int bits, Distance distance, const QueryCode* q, int nq, const Pag
               size_t hist_size) {
   const bool l2 = distance == Distance::kL2;
   switch (bits * 2 + l2) {
-    case 2: return EstimateT<1, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 3: return EstimateT<1, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 4: return EstimateT<2, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 5: return EstimateT<2, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 6: return EstimateT<3, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    default: return EstimateT<3, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 2:
+      return EstimateT<1, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 3:
+      return EstimateT<1, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 4:
+      return EstimateT<2, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 5:
+      return EstimateT<2, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    case 6:
+      return EstimateT<3, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    default:
+      return EstimateT<3, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
   }
 }
 
@@ -125,9 +131,9 @@ void estimate_distances(const CodeSpec& spec, Distance distance, const QueryCode
                         const PagedCodes& codes, bool sum_heads, uint16_t* out, size_t out_stride,
                         uint32_t* histogram) {
   check_estimate_args(spec, distance, q, nq, codes, sum_heads);
-  HWY_DYNAMIC_DISPATCH(cpu::Estimate)(spec.bits, distance, q, nq, codes, spec.words(), sum_heads,
-                                      out, out_stride, histogram,
-                                      histogram_size(spec, distance, nq, sum_heads));
+  HWY_DYNAMIC_DISPATCH(cpu::Estimate)
+  (spec.bits, distance, q, nq, codes, spec.words(), sum_heads, out, out_stride, histogram,
+   histogram_size(spec, distance, nq, sum_heads));
 }
 
 }  // namespace adamas

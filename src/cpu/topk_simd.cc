@@ -41,7 +41,8 @@ int Collect(const uint16_t* HWY_RESTRICT values, int n, uint16_t tau, int ties, 
     uint8_t bits[(hn::MaxLanes(d16) + 7) / 8 + 8] = {};
     hn::StoreMaskBits(d16, hit, bits);
     for (int byte = 0; byte * 8 < N && c < k; ++byte) {
-      for (unsigned m = bits[byte]; m != 0 && c < k; m &= m - 1) scalar(j + byte * 8 + __builtin_ctz(m));
+      for (unsigned m = bits[byte]; m != 0 && c < k; m &= m - 1)
+        scalar(j + byte * 8 + __builtin_ctz(m));
     }
   }
   for (; j < n && c < k; ++j) scalar(j);

@@ -125,8 +125,8 @@ __device__ void finish_split(const Params& params, float (*sm_o)[G][DS], float (
         const float nm = fmaxf(big_m, mls[u].x);
         const float a = rescale(big_m, nm), w = exp2f(mls[u].x - nm);
         sum = sum * a + mls[u].y * w;
-        acc = make_float4(acc.x * a + os[u].x * w, acc.y * a + os[u].y * w,
-                          acc.z * a + os[u].z * w, acc.w * a + os[u].w * w);
+        acc = make_float4(acc.x * a + os[u].x * w, acc.y * a + os[u].y * w, acc.z * a + os[u].z * w,
+                          acc.w * a + os[u].w * w);
         big_m = nm;
       }
     }

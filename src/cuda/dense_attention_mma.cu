@@ -51,11 +51,11 @@ __device__ __forceinline__ void split_pair(float x0, float x1, uint32_t (&out)[P
 template <class E, int D>
 __global__ void __launch_bounds__(kThreads, 4) dense_mma_kernel(Params params) {
   constexpr int QP = std::is_same_v<E, BF16> ? 3 : 2;  // pieces of q
-  constexpr int PP = 2;       // pieces of p
-  constexpr int KI = D / 32;  // 16-byte K loads per key row and thread (4 threads per row)
-  constexpr int VI = D / 64;  // 16-byte V loads per key row and thread (8 threads per row)
-  constexpr int KS = D / 16;  // k-steps of Q·Kᵀ
-  constexpr int MT = D / 16;  // m-tiles of Vᵀ·Pᵀ
+  constexpr int PP = 2;                                // pieces of p
+  constexpr int KI = D / 32;           // 16-byte K loads per key row and thread (4 threads per row)
+  constexpr int VI = D / 64;           // 16-byte V loads per key row and thread (8 threads per row)
+  constexpr int KS = D / 16;           // k-steps of Q·Kᵀ
+  constexpr int MT = D / 16;           // m-tiles of Vᵀ·Pᵀ
   constexpr int NC = 2 * KI + 4 * VI;  // 16-byte pieces of a tile per thread
   const DeviceLayer& layer = params.layer;
   const DeviceBatch& batch = params.batch;
@@ -113,7 +113,8 @@ __global__ void __launch_bounds__(kThreads, 4) dense_mma_kernel(Params params) {
     for (int i = 0; i < KI; ++i) {
       float x[8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) x[e] = g < heads ? qrow[32 * i + 8 * t + e] * params.q_scale : 0.f;
+      for (int e = 0; e < 8; ++e)
+        x[e] = g < heads ? qrow[32 * i + 8 * t + e] * params.q_scale : 0.f;
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -135,9 +136,8 @@ __global__ void __launch_bounds__(kThreads, 4) dense_mma_kernel(Params params) {
   auto piece = [&](int c, int tb, size_t off, const std::byte*& src) -> bool {
     const bool is_k = c < 2 * KI;
     const int key = is_k ? kkey[c / KI] : vkey[(c - 2 * KI) / VI];
-    const size_t row = tile_in_page
-                           ? off + key * kRowBytes
-                           : __shfl_sync(kFull, static_cast<unsigned long long>(off), key);
+    const size_t row = tile_in_page ? off + key * kRowBytes
+                                    : __shfl_sync(kFull, static_cast<unsigned long long>(off), key);
     src = is_k ? k_head + row + 64 * (c % KI) + 16 * t
                : v_head + row + 128 * ((c - 2 * KI) % VI) + 16 * g;
     return tb + key < hi;  // an unread V must be 0, not NaN: p = 0 scales it
@@ -206,10 +206,9 @@ __global__ void __launch_bounds__(kThreads, 4) dense_mma_kernel(Params params) {
         const uint4& x = vr[r][i];
         return w == 0 ? x.x : w == 1 ? x.y : w == 2 ? x.z : x.w;
       };
-      const uint32_t a[4] = {__byte_perm(word(0), word(1), 0x5410),
-                             __byte_perm(word(0), word(1), 0x7632),
-                             __byte_perm(word(2), word(3), 0x5410),
-                             __byte_perm(word(2), word(3), 0x7632)};
+      const uint32_t a[4] = {
+          __byte_perm(word(0), word(1), 0x5410), __byte_perm(word(0), word(1), 0x7632),
+          __byte_perm(word(2), word(3), 0x5410), __byte_perm(word(2), word(3), 0x7632)};
 #pragma unroll
       for (int p = 0; p < PP; ++p) {
         const uint32_t bp[2] = {pb[0][p], pb[1][p]};

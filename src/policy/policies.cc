@@ -64,8 +64,8 @@ class AdamasPolicy final : public SelectionPolicy {
       const uint16_t* dist = s.distances.data() + size_t(r) * t.length;
       uint32_t* hist = s.histogram.data() + size_t(r) * bins;
       --hist[dist[t.length - 1]];  // the current token is added below, not selected
-      const int c = select_smallest(dist, t.length - 1, b - 1, hist, bins,
-                                    s.indices.data() + size_t(r) * b);
+      const int c =
+          select_smallest(dist, t.length - 1, b - 1, hist, bins, s.indices.data() + size_t(r) * b);
       add_current(t, s, r, c, b);
     }
   }
@@ -110,8 +110,8 @@ class QuestPolicy final : public SelectionPolicy {
     const int P = cache.config().page_size;
     const int pages = (t.length + P - 1) / P;
     s.scores.resize(static_cast<size_t>(s.rows()) * pages);
-    quest_page_scores(t.q, t.nq, cache.minmax(t.layer, t.seq, t.kv_head), s.shared,
-                      s.scores.data(), pages);
+    quest_page_scores(t.q, t.nq, cache.minmax(t.layer, t.seq, t.kv_head), s.shared, s.scores.data(),
+                      pages);
   }
 
   void select(const PagedKVCache& cache, const HeadTask& t, HeadScratch& s) const override {
@@ -122,8 +122,8 @@ class QuestPolicy final : public SelectionPolicy {
     thread_local std::vector<int32_t> chosen;
     chosen.resize(want);
     for (int r = 0; r < s.rows(); ++r) {
-      int n = select_largest(s.scores.data() + size_t(r) * pages, pages - 1, want - 1,
-                             chosen.data());
+      int n =
+          select_largest(s.scores.data() + size_t(r) * pages, pages - 1, want - 1, chosen.data());
       chosen[n++] = pages - 1;
       int32_t* out = s.indices.data() + size_t(r) * b;
       int c = 0;
@@ -161,11 +161,16 @@ class StreamingPolicy final : public SelectionPolicy {
 std::unique_ptr<SelectionPolicy> make_policy(const PolicyConfig& config) {
   config.validate();
   switch (config.kind) {
-    case PolicyKind::kFull: return std::make_unique<FullPolicy>(config);
-    case PolicyKind::kOracle: return std::make_unique<OraclePolicy>(config);
-    case PolicyKind::kAdamas: return std::make_unique<AdamasPolicy>(config);
-    case PolicyKind::kQuest: return std::make_unique<QuestPolicy>(config);
-    case PolicyKind::kStreaming: return std::make_unique<StreamingPolicy>(config);
+    case PolicyKind::kFull:
+      return std::make_unique<FullPolicy>(config);
+    case PolicyKind::kOracle:
+      return std::make_unique<OraclePolicy>(config);
+    case PolicyKind::kAdamas:
+      return std::make_unique<AdamasPolicy>(config);
+    case PolicyKind::kQuest:
+      return std::make_unique<QuestPolicy>(config);
+    case PolicyKind::kStreaming:
+      return std::make_unique<StreamingPolicy>(config);
   }
   throw Error("unknown policy kind");
 }

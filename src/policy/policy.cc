@@ -10,11 +10,16 @@ namespace adamas {
 
 std::string_view policy_kind_name(PolicyKind kind) {
   switch (kind) {
-    case PolicyKind::kFull: return "full";
-    case PolicyKind::kOracle: return "oracle";
-    case PolicyKind::kAdamas: return "adamas";
-    case PolicyKind::kQuest: return "quest";
-    case PolicyKind::kStreaming: return "streaming";
+    case PolicyKind::kFull:
+      return "full";
+    case PolicyKind::kOracle:
+      return "oracle";
+    case PolicyKind::kAdamas:
+      return "adamas";
+    case PolicyKind::kQuest:
+      return "quest";
+    case PolicyKind::kStreaming:
+      return "streaming";
   }
   return "?";
 }
@@ -77,14 +82,19 @@ PolicyConfig parse_policy(std::string_view spec) {
   PolicyConfig c;
   const size_t colon = spec.find(':');
   const std::string_view name = spec.substr(0, colon);
-  if (name == "full") c.kind = PolicyKind::kFull;
-  else if (name == "oracle") c.kind = PolicyKind::kOracle;
-  else if (name == "adamas") c.kind = PolicyKind::kAdamas;
-  else if (name == "quest") c.kind = PolicyKind::kQuest;
-  else if (name == "streaming") c.kind = PolicyKind::kStreaming;
+  if (name == "full")
+    c.kind = PolicyKind::kFull;
+  else if (name == "oracle")
+    c.kind = PolicyKind::kOracle;
+  else if (name == "adamas")
+    c.kind = PolicyKind::kAdamas;
+  else if (name == "quest")
+    c.kind = PolicyKind::kQuest;
+  else if (name == "streaming")
+    c.kind = PolicyKind::kStreaming;
   else
-    throw Error(fmt::format("unknown policy '{}': expected full, oracle, adamas, quest or streaming",
-                            name));
+    throw Error(fmt::format(
+        "unknown policy '{}': expected full, oracle, adamas, quest or streaming", name));
   std::string_view rest = colon == std::string_view::npos ? "" : spec.substr(colon + 1);
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
@@ -93,24 +103,38 @@ PolicyConfig parse_policy(std::string_view spec) {
     const size_t eq = item.find('=');
     ADAMAS_CHECK(eq != std::string_view::npos, "policy option '{}' is not key=value", item);
     const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
-    if (key == "budget") c.budget = parse_int(key, value);
-    else if (key == "dense_layers") c.dense_layers = parse_int(key, value);
-    else if (key == "bits") c.bits = parse_int(key, value);
-    else if (key == "sinks") c.sinks = parse_int(key, value);
-    else if (key == "hadamard") c.hadamard = parse_bool(key, value);
+    if (key == "budget")
+      c.budget = parse_int(key, value);
+    else if (key == "dense_layers")
+      c.dense_layers = parse_int(key, value);
+    else if (key == "bits")
+      c.bits = parse_int(key, value);
+    else if (key == "sinks")
+      c.sinks = parse_int(key, value);
+    else if (key == "hadamard")
+      c.hadamard = parse_bool(key, value);
     else if (key == "thresholds") {
-      if (value == "paper") c.calibrate = false;
-      else if (value == "calibrated") c.calibrate = true;
-      else throw Error(fmt::format("policy option thresholds={}: expected paper or calibrated", value));
-    }
-    else if (key == "dist") {
-      if (value == "l1") c.distance = Distance::kL1;
-      else if (value == "l2") c.distance = Distance::kL2;
-      else throw Error(fmt::format("policy option dist={}: expected l1 or l2", value));
+      if (value == "paper")
+        c.calibrate = false;
+      else if (value == "calibrated")
+        c.calibrate = true;
+      else
+        throw Error(
+            fmt::format("policy option thresholds={}: expected paper or calibrated", value));
+    } else if (key == "dist") {
+      if (value == "l1")
+        c.distance = Distance::kL1;
+      else if (value == "l2")
+        c.distance = Distance::kL2;
+      else
+        throw Error(fmt::format("policy option dist={}: expected l1 or l2", value));
     } else if (key == "gqa") {
-      if (value == "per-head") c.gqa = GqaMode::kPerQueryHead;
-      else if (value == "shared") c.gqa = GqaMode::kGroupShared;
-      else throw Error(fmt::format("policy option gqa={}: expected per-head or shared", value));
+      if (value == "per-head")
+        c.gqa = GqaMode::kPerQueryHead;
+      else if (value == "shared")
+        c.gqa = GqaMode::kGroupShared;
+      else
+        throw Error(fmt::format("policy option gqa={}: expected per-head or shared", value));
     } else {
       throw Error(fmt::format(
           "unknown policy option '{}': expected budget, dense_layers, gqa, bits, dist, hadamard, "

@@ -124,7 +124,8 @@ void Session::set_query_observer(QueryObserver observer) {
 void Session::decode(std::span<const SeqId> seqs, std::span<const int32_t> tokens, float* logits) {
   for (SeqId seq : seqs) check_positions(*this, seq, length(seq), 1, "decode");
   backend_->decode(seqs, tokens, logits);
-  if (logits != nullptr) check_logits(logits, seqs.size(), model_.config().vocab_size, "decode", seqs);
+  if (logits != nullptr)
+    check_logits(logits, seqs.size(), model_.config().vocab_size, "decode", seqs);
 }
 const PagedKVCache& Session::cache() const {
   const PagedKVCache* c = backend_->host_cache();

@@ -6,7 +6,6 @@
 #include <set>
 
 #include "adamas/core/hadamard.h"
-
 #include "test_util.h"
 
 namespace adamas::test {
@@ -112,20 +111,21 @@ void expect_disjoint_page_tables(const PagedKVCache& cache, const std::vector<Se
 // chunks, which the cache converts and encodes with the heads in parallel).
 TEST(PagedKVCache, RaggedInterleavedAppendsReadBack) {
   for (int max_chunk : {20, 150})
-  for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
-    for (int P : {1, 7, 16}) {
-      SCOPED_TRACE(std::string(dtype_str(dt)) + " page " + std::to_string(P) + " chunks ≤ " +
-                   std::to_string(max_chunk));
-      CacheConfig cfg = small_cache_config(32, P, dt, /*kv_heads=*/3, /*layers=*/2);
-      const std::vector<int> lengths = {1, 50, 17, 330, 0, 200};
-      const FilledCache fc = make_filled_cache(cfg, lengths, 100 + P + max_chunk, 12.0f, max_chunk);
-      expect_contents(fc, lengths);
-      expect_codes_and_minmax(fc, lengths);
-      expect_disjoint_page_tables(*fc.cache, fc.seqs, lengths);
-      for (size_t s = 0; s < lengths.size(); ++s)
-        for (int l = 0; l < 2; ++l) EXPECT_EQ(fc.cache->length(l, fc.seqs[s]), lengths[s]);
+    for (DType dt : {DType::kF32, DType::kF16, DType::kBF16}) {
+      for (int P : {1, 7, 16}) {
+        SCOPED_TRACE(std::string(dtype_str(dt)) + " page " + std::to_string(P) + " chunks ≤ " +
+                     std::to_string(max_chunk));
+        CacheConfig cfg = small_cache_config(32, P, dt, /*kv_heads=*/3, /*layers=*/2);
+        const std::vector<int> lengths = {1, 50, 17, 330, 0, 200};
+        const FilledCache fc =
+            make_filled_cache(cfg, lengths, 100 + P + max_chunk, 12.0f, max_chunk);
+        expect_contents(fc, lengths);
+        expect_codes_and_minmax(fc, lengths);
+        expect_disjoint_page_tables(*fc.cache, fc.seqs, lengths);
+        for (size_t s = 0; s < lengths.size(); ++s)
+          for (int l = 0; l < 2; ++l) EXPECT_EQ(fc.cache->length(l, fc.seqs[s]), lengths[s]);
+      }
     }
-  }
 }
 
 // truncate: the kept prefix reads back with its codes and exact min/max (the last page's are
@@ -141,8 +141,7 @@ TEST(PagedKVCache, TruncateKeepsPrefixFreesPagesAndAllowsAppends) {
     expect_contents(fc, lengths);
     expect_codes_and_minmax(fc, lengths);
     expect_disjoint_page_tables(*fc.cache, fc.seqs, lengths);
-    EXPECT_EQ(fc.cache->free_pages(),
-              free_before + cfg.pages_for(100) - cfg.pages_for(45));
+    EXPECT_EQ(fc.cache->free_pages(), free_before + cfg.pages_for(100) - cfg.pages_for(45));
     fc.cache->truncate(fc.seqs[1], 80);  // longer than the sequence: unchanged
     EXPECT_EQ(fc.cache->length(0, fc.seqs[1]), 37);
     // Appending after a truncate continues at position 45 in each layer.
@@ -298,8 +297,7 @@ TEST(PagedKVCache, FullCacheThrowsAndLeavesSequenceUnchanged) {
   EXPECT_EQ(c.free_pages(), 0);
   const std::vector<int32_t> pt(c.page_table(a).begin(), c.page_table(a).end());
   std::vector<uint16_t> before(10 * 16);
-  for (int t = 0; t < 10; ++t)
-    std::memcpy(before.data() + t * 16, c.kv(0, a, 0).key(t), 32);
+  for (int t = 0; t < 10; ++t) std::memcpy(before.data() + t * 16, c.kv(0, a, 0).key(t), 32);
   EXPECT_THAT(error_message([&] { c.append(0, a, kv.data(), kv.data(), 3); }), HasSubstr("full"));
   EXPECT_EQ(c.length(0, a), 10);
   EXPECT_EQ(c.length(1, a), 0);
@@ -326,11 +324,14 @@ TEST(PagedKVCache, SetThresholdsReencodesExistingKeys) {
   FilledCache fc = make_filled_cache(cfg, lengths, 7, 10.0f);
   const std::vector<float> t = {-3.f, 0.5f, 4.f};
   fc.cache->set_thresholds(1, 0, t);
-  EXPECT_EQ(std::vector<float>(fc.cache->thresholds(1, 0).begin(), fc.cache->thresholds(1, 0).end()), t);
-  EXPECT_EQ(std::vector<float>(fc.cache->thresholds(0, 0).begin(), fc.cache->thresholds(0, 0).end()),
-            default_thresholds(2));
-  EXPECT_EQ(std::vector<float>(fc.cache->thresholds(1, 1).begin(), fc.cache->thresholds(1, 1).end()),
-            default_thresholds(2));
+  EXPECT_EQ(
+      std::vector<float>(fc.cache->thresholds(1, 0).begin(), fc.cache->thresholds(1, 0).end()), t);
+  EXPECT_EQ(
+      std::vector<float>(fc.cache->thresholds(0, 0).begin(), fc.cache->thresholds(0, 0).end()),
+      default_thresholds(2));
+  EXPECT_EQ(
+      std::vector<float>(fc.cache->thresholds(1, 1).begin(), fc.cache->thresholds(1, 1).end()),
+      default_thresholds(2));
   expect_codes_and_minmax(fc, lengths);  // uses each head's thresholds in effect
   // The new thresholds really change codes (so the check above is not vacuous).
   CodeSpec spec = cfg.codes;
@@ -367,8 +368,9 @@ TEST(PagedKVCache, SetThresholdsRejectsBadValuesAndKeepsOldOnes) {
               HasSubstr("3 thresholds"));
   EXPECT_THAT(error_message([&] { fc.cache->set_thresholds(0, 0, unsorted); }),
               HasSubstr("strictly ascending"));
-  EXPECT_EQ(std::vector<float>(fc.cache->thresholds(0, 0).begin(), fc.cache->thresholds(0, 0).end()),
-            default_thresholds(2));
+  EXPECT_EQ(
+      std::vector<float>(fc.cache->thresholds(0, 0).begin(), fc.cache->thresholds(0, 0).end()),
+      default_thresholds(2));
   expect_codes_and_minmax(fc, {10});
   const std::vector<float> ok = {-1.f, 0.f, 1.f};
   EXPECT_THAT(error_message([&] { fc.cache->set_thresholds(1, 0, ok); }),
@@ -408,7 +410,8 @@ TEST(PagedKVCache, CalibrateThresholdsFromStoredKeys) {
         std::vector<int> count(1 << bits, 0);
         for (float x : values) ++count[bucket_of(x, got)];
         long ties = 0;
-        for (float t : got) ties = std::max<long>(ties, std::count(values.begin(), values.end(), t));
+        for (float t : got)
+          ties = std::max<long>(ties, std::count(values.begin(), values.end(), t));
         for (int c : count) EXPECT_NEAR(c, double(values.size()) / (1 << bits), 2.0 + ties);
         // Layer 0 keeps the defaults.
         const auto l0 = fc.cache->thresholds(0, h);
@@ -513,7 +516,8 @@ TEST(PagedKVCache, ZeroTokenAppendAndBadArguments) {
               HasSubstr("layer -1"));
   EXPECT_THAT(error_message([&] { c.append(0, 7, kv.data(), kv.data(), 1); }),
               HasSubstr("sequence id 7"));
-  EXPECT_THAT(error_message([&] { c.kv(0, s, 2); }), AllOf(HasSubstr("kv_head 2"), HasSubstr("out of range")));
+  EXPECT_THAT(error_message([&] { c.kv(0, s, 2); }),
+              AllOf(HasSubstr("kv_head 2"), HasSubstr("out of range")));
   EXPECT_THAT(error_message([&] { c.codes(0, s, -1); }), HasSubstr("kv_head -1"));
   EXPECT_THAT(error_message([&] { c.minmax(3, s, 0); }), HasSubstr("layer 3"));
   EXPECT_THAT(error_message([&] { c.append(0, s, nullptr, kv.data(), 1); }), HasSubstr("null"));
@@ -549,9 +553,7 @@ TEST(PagedKVCache, BadConfigThrowsNamingTheField) {
     c.num_pages = 4;
     return c;
   };
-  auto msg_of = [](const CacheConfig& c) {
-    return error_message([&] { PagedKVCache cache(c); });
-  };
+  auto msg_of = [](const CacheConfig& c) { return error_message([&] { PagedKVCache cache(c); }); };
   CacheConfig c = base();
   c.head_dim = 100;
   EXPECT_THAT(msg_of(c), AllOf(HasSubstr("head_dim"), HasSubstr("power of two"), HasSubstr("100")));

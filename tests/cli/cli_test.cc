@@ -43,8 +43,8 @@ Result run(const std::string& args, const fs::path& dir) {
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() / ("adamas-cli-test-" + std::to_string(::getpid()) + "-" +
-                                         std::to_string(counter_++));
+    path_ = fs::temp_directory_path() /
+            ("adamas-cli-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -98,14 +98,17 @@ constexpr BadInput kBadInputs[] = {
     {"eval recall --model {model} --jobs 0", "--jobs: Value 0 not in range"},
     // Flags that were silently ignored.
     {"generate --model {model} --prompt hi --budget 0", "--budget: Value 0 not in range"},
-    {"generate --model {model} --prompt hi --dense-layers -3", "--dense-layers: Value -3 not in range"},
+    {"generate --model {model} --prompt hi --dense-layers -3",
+     "--dense-layers: Value -3 not in range"},
     {"generate --model {model} --prompt hi --max-new-tokens -1",
      "--max-new-tokens: Value -1 not in range"},
     {"generate --model {model} --prompt hi --top-p 2", "--top-p: Value 2 not in range"},
     {"generate --model {model} --prompt hi --top-k -1", "--top-k: Value -1 not in range"},
-    {"generate --model {model} --prompt hi --temperature -1", "--temperature: Value -1 not in range"},
+    {"generate --model {model} --prompt hi --temperature -1",
+     "--temperature: Value -1 not in range"},
     {"generate --model {model} --prompt hi --stop-token -5", "--stop-token: Value -5 not in range"},
-    {"generate --model {model} --prompt hi --prefill-chunk 0", "--prefill-chunk: Value 0 not in range"},
+    {"generate --model {model} --prompt hi --prefill-chunk 0",
+     "--prefill-chunk: Value 0 not in range"},
     {"generate --model {model}", "give --prompt TEXT or --prompt-file F"},
     {"demo --key 5", "--key: Value 5 not in range 10000 to 99999"},
     {"demo --budget 0", "--budget: Value 0 not in range"},
@@ -122,7 +125,8 @@ constexpr BadInput kBadInputs[] = {
     // Output paths, checked before the work.
     {"recall --csv missing-dir/r.csv", "--csv missing-dir/r.csv: its directory does not exist"},
     {"bench --csv .", "--csv .: is a directory, not a file"},
-    {"eval ppl --model {model} --out-dir /dev/null/x", "--out-dir /dev/null/x: cannot create the directory"},
+    {"eval ppl --model {model} --out-dir /dev/null/x",
+     "--out-dir /dev/null/x: cannot create the directory"},
     {"tokenize --model {model}", "give --text TEXT or --text-file F"},
     {"tokenize --model {model} --text hi --out missing/x.json",
      "--out missing/x.json: its directory does not exist"},
@@ -143,7 +147,8 @@ TEST(CliBadInput, EveryCaseFailsWithItsMessageAndLeavesNoFile) {
     EXPECT_GE(r.status, 1) << r.output;
     EXPECT_LT(r.status, 128) << "killed by a signal:\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos)
-        << "expected the message to contain: " << c.message << "\ngot:\n" << r.output;
+        << "expected the message to contain: " << c.message << "\ngot:\n"
+        << r.output;
     EXPECT_TRUE(dir.empty()) << "a file was left behind";
   }
 }
@@ -160,11 +165,13 @@ TEST(CliBadInput, FailedRunsKeepTheEarlierResult) {
   TempDir dir;
   const fs::path old = dir.path() / "old.csv";
   std::ofstream(old) << "earlier result\n";
-  const Result bench = run("bench --csv old.csv --contexts 64 --budgets 16 --policy bogus", dir.path());
+  const Result bench =
+      run("bench --csv old.csv --contexts 64 --budgets 16 --policy bogus", dir.path());
   EXPECT_GE(bench.status, 1) << bench.output;
   EXPECT_LT(bench.status, 128) << bench.output;
   EXPECT_EQ(read_file(old), "earlier result\n");
-  const Result recall = run("recall --csv old.csv --context 64 --budgets 16 --policies bogus", dir.path());
+  const Result recall =
+      run("recall --csv old.csv --context 64 --budgets 16 --policies bogus", dir.path());
   EXPECT_GE(recall.status, 1) << recall.output;
   EXPECT_LT(recall.status, 128) << recall.output;
   EXPECT_EQ(read_file(old), "earlier result\n");
@@ -177,9 +184,10 @@ TEST(CliBadInput, ASuccessfulRunReplacesTheResult) {
   TempDir dir;
   const fs::path out = dir.path() / "r.csv";
   std::ofstream(out) << "earlier result\n";
-  const Result r = run("recall --csv r.csv --context 256 --budgets 16 --heads 2 --kv-heads 1 "
-                       "--head-dim 16 --steps 1 --threads 1 --policies full",
-                       dir.path());
+  const Result r =
+      run("recall --csv r.csv --context 256 --budgets 16 --heads 2 --kv-heads 1 "
+          "--head-dim 16 --steps 1 --threads 1 --policies full",
+          dir.path());
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string text = read_file(out);
   EXPECT_EQ(text.rfind("policy,budget,context", 0), 0u) << text;
@@ -189,16 +197,18 @@ TEST(CliBadInput, ASuccessfulRunReplacesTheResult) {
 // The peer-check outputs: ids as a Hugging Face tokenizer call gives them, and generate's JSON.
 TEST(CliPeerCheck, TokenizeAndLogitsJson) {
   TempDir dir;
-  const Result tok = run("tokenize --model {model} --text 'Hello world' --out ids.json", dir.path());
+  const Result tok =
+      run("tokenize --model {model} --text 'Hello world' --out ids.json", dir.path());
   ASSERT_EQ(tok.status, 0) << tok.output;
   const std::string ids = read_file(dir.path() / "ids.json");
   EXPECT_EQ(ids.rfind("{\"input_ids\":[1,", 0), 0u) << ids;  // BOS first, as the config says
   const Result no_bos = run("tokenize --model {model} --text 'Hello world' --no-bos", dir.path());
   ASSERT_EQ(no_bos.status, 0) << no_bos.output;
   EXPECT_EQ(no_bos.output.find("\"input_ids\":[1,"), std::string::npos) << no_bos.output;
-  const Result gen = run("generate --model {model} --prompt 'The kernel' --max-new-tokens 3 "
-                         "--ignore-eos --threads 1 --logits-json out.json",
-                         dir.path());
+  const Result gen =
+      run("generate --model {model} --prompt 'The kernel' --max-new-tokens 3 "
+          "--ignore-eos --threads 1 --logits-json out.json",
+          dir.path());
   ASSERT_EQ(gen.status, 0) << gen.output;
   const std::string json = read_file(dir.path() / "out.json");
   EXPECT_NE(json.find("\"prompt_ids\":[1,"), std::string::npos) << json.substr(0, 200);

@@ -14,9 +14,7 @@ bool is_f16_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) !=
 bool is_bf16_nan(uint16_t b) { return (b & 0x7f80u) == 0x7f80u && (b & 0x7fu) != 0; }
 
 #if defined(__FLT16_MAX__)
-uint16_t reference_f32_to_f16(float f) {
-  return std::bit_cast<uint16_t>(static_cast<_Float16>(f));
-}
+uint16_t reference_f32_to_f16(float f) { return std::bit_cast<uint16_t>(static_cast<_Float16>(f)); }
 float reference_f16_to_f32(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
 #endif
 
@@ -35,9 +33,12 @@ uint16_t reference_f32_to_bf16(float f) {
   const double lo = double{float_of(uint32_t{down} << 16)};
   const double hi = up == 0x7f80u ? std::ldexp(1.0, 128) : double{float_of(uint32_t{up} << 16)};
   uint16_t r;
-  if (x - lo < hi - x) r = down;
-  else if (x - lo > hi - x) r = up;
-  else r = (down & 1u) ? up : down;
+  if (x - lo < hi - x)
+    r = down;
+  else if (x - lo > hi - x)
+    r = up;
+  else
+    r = (down & 1u) ? up : down;
   return sign | r;
 }
 
@@ -75,8 +76,8 @@ TEST(DType, F16ToF32ExhaustiveMatchesFloat16) {
       ASSERT_TRUE(std::isnan(got)) << std::hex << h;
       ASSERT_EQ(std::signbit(got), (h & 0x8000u) != 0) << std::hex << h;
     } else {
-      ASSERT_EQ(bits_of(got), bits_of(want)) << "f16 0x" << std::hex << h << ": " << got
-                                             << " vs " << want;
+      ASSERT_EQ(bits_of(got), bits_of(want))
+          << "f16 0x" << std::hex << h << ": " << got << " vs " << want;
     }
   }
 }
@@ -104,7 +105,8 @@ TEST(DType, F32ToF16MatchesFloat16OnRandomBitPatterns) {
 TEST(DType, F32ToF16RoundsTiesToEven) {
   for (uint32_t h = 0; h < 0x7c00u; ++h) {  // positive finite
     const double a = reference_f16_to_f32(static_cast<uint16_t>(h));
-    const double b = h + 1 == 0x7c00u ? 65536.0 : reference_f16_to_f32(static_cast<uint16_t>(h + 1));
+    const double b =
+        h + 1 == 0x7c00u ? 65536.0 : reference_f16_to_f32(static_cast<uint16_t>(h + 1));
     const float mid = static_cast<float>((a + b) / 2);  // exact: 12 significant bits
     ASSERT_EQ(double{mid}, (a + b) / 2);
     const uint16_t even = (h & 1u) ? static_cast<uint16_t>(h + 1) : static_cast<uint16_t>(h);

@@ -2,7 +2,6 @@
 // hwy::SupportedAndGeneratedTargets(). This test prints them and checks that the portable
 // fallback is among them, so a log shows which targets ran.
 #include "adamas/common/simd.h"
-
 #include "test_util.h"
 
 namespace adamas::test {

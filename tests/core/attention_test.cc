@@ -18,9 +18,8 @@ struct Case {
   DType dtype;
   int nq, d, length, page_size;
   std::string name() const {
-    return std::string(dtype_str(dtype)) + " nq " + std::to_string(nq) + " d " +
-           std::to_string(d) + " length " + std::to_string(length) + " page " +
-           std::to_string(page_size);
+    return std::string(dtype_str(dtype)) + " nq " + std::to_string(nq) + " d " + std::to_string(d) +
+           " length " + std::to_string(length) + " page " + std::to_string(page_size);
   }
 };
 
@@ -107,8 +106,7 @@ TEST(Attention, SparseOverAllPositionsEqualsDense) {
     for_each_target([&](int64_t) {
       std::vector<float> dense(size_t(c.nq) * c.d), sparse(dense.size()), sparse2(dense.size());
       dense_decode_attention(q.data(), c.nq, m.view(), scale, dense.data());
-      sparse_decode_attention(q.data(), c.nq, m.view(), idx.data(), c.length, scale,
-                              sparse.data());
+      sparse_decode_attention(q.data(), c.nq, m.view(), idx.data(), c.length, scale, sparse.data());
       sparse_decode_attention(q.data(), c.nq, m.view(), shuffled.data(), c.length, scale,
                               sparse2.data());
       EXPECT_LT(rel_error(sparse, dense), 1e-6) << "same order";
@@ -135,7 +133,8 @@ TEST(Attention, GroupEqualsSeparateHeads) {
       const float scale = 1.0f / 8.0f;
       std::vector<float> ref_dense(nq * 64), ref_sparse(nq * 64), ref_scores(nq * 300);
       ref::dense_decode_attention(q.data(), nq, m.view(), scale, ref_dense.data());
-      ref::sparse_decode_attention(q.data(), nq, m.view(), idx.data(), 70, scale, ref_sparse.data());
+      ref::sparse_decode_attention(q.data(), nq, m.view(), idx.data(), 70, scale,
+                                   ref_sparse.data());
       ref::key_scores(q.data(), nq, m.view(), ref_scores.data(), 300);
       for_each_target([&](int64_t) {
         std::vector<float> group(nq * 64), sparse(nq * 64), single(64), scores(nq * 300);
@@ -148,7 +147,15 @@ TEST(Attention, GroupEqualsSeparateHeads) {
         for (int h = 0; h < nq; ++h) {
           dense_decode_attention(q.data() + h * 64, 1, m.view(), scale, single.data());
           EXPECT_LT(rel_error(group.data() + h * 64, single.data(), 64), 1e-5) << "head " << h;
-          EXPECT_LT(rel_error(group.data() + h * 64, brute_dense(m, std::vector<float>(q.begin() + h * 64, q.begin() + (h + 1) * 64), 1, iota_positions(300)).data(), 64), 1e-5) << "head " << h;
+          EXPECT_LT(
+              rel_error(
+                  group.data() + h * 64,
+                  brute_dense(m, std::vector<float>(q.begin() + h * 64, q.begin() + (h + 1) * 64),
+                              1, iota_positions(300))
+                      .data(),
+                  64),
+              1e-5)
+              << "head " << h;
         }
       });
     }
@@ -214,7 +221,8 @@ TEST(Attention, SpecialHalfValuesReadAsStoredOnEveryTarget) {
   for (DType dt : {DType::kF16, DType::kBF16}) {
     SCOPED_TRACE(dtype_str(dt));
     const bool h = dt == DType::kF16;
-    const uint16_t pinf = h ? 0x7c00 : 0x7f80, ninf = h ? 0xfc00 : 0xff80, nan = h ? 0x7e00 : 0x7fc0;
+    const uint16_t pinf = h ? 0x7c00 : 0x7f80, ninf = h ? 0xfc00 : 0xff80,
+                   nan = h ? 0x7e00 : 0x7fc0;
     const uint16_t sub1 = 0x0001, sub2 = 0x83ff, one = h ? 0x3c00 : 0x3f80;
     std::vector<uint16_t> k(P * d, one), v(P * d, one);
     k[0 * d + 0] = sub1;

@@ -363,7 +363,8 @@ TEST(Codes, BadThresholdsThrowWithClearMessages) {
 TEST(Codes, BadBitsThrowWithClearMessages) {
   for (int bits : {0, 4, -1}) {
     SCOPED_TRACE("bits " + std::to_string(bits));
-    const auto msg = AllOf(HasSubstr("bits must be 1, 2 or 3"), HasSubstr("got " + std::to_string(bits)));
+    const auto msg =
+        AllOf(HasSubstr("bits must be 1, 2 or 3"), HasSubstr("got " + std::to_string(bits)));
     CodeSpec s = spec_of(128, bits);
     EXPECT_THAT(error_message([&] { s.validate(); }), msg);
     EXPECT_THAT(error_message([&] { default_thresholds(bits); }), msg);
@@ -416,8 +417,7 @@ TEST(Codes, CalibratedThresholdsGiveEqualMassBuckets) {
     EXPECT_NO_THROW(s.validate());
     std::vector<int> count(buckets, 0);
     for (float x : v) ++count[bucket_of(x, t)];
-    for (int b = 0; b < buckets; ++b)
-      EXPECT_NEAR(count[b], n / buckets, 2) << "bucket " << b;
+    for (int b = 0; b < buckets; ++b) EXPECT_NEAR(count[b], n / buckets, 2) << "bucket " << b;
     // The thresholds are the empirical quantiles: the fraction of values ≤ t_m is m / buckets.
     std::vector<float> sorted = v;
     std::sort(sorted.begin(), sorted.end());

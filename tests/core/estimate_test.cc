@@ -180,8 +180,8 @@ TEST(Estimate, OverflowOfSixteenBitsThrows) {
   const auto msg = AllOf(HasSubstr("16 bits"), HasSubstr("100352"));
   for_each_target([&](int64_t) {
     EXPECT_THAT(error_message([&] {
-                  estimate_distances(spec, Distance::kL2, qc.data(), 8, mc.view(), true,
-                                     out.data(), 10);
+                  estimate_distances(spec, Distance::kL2, qc.data(), 8, mc.view(), true, out.data(),
+                                     10);
                 }),
                 msg);
   });

@@ -73,7 +73,8 @@ TEST(Hadamard, BasisVectorsGiveMatrixRows) {
       hadamard_transform(x.data(), d, d);
       for (int j = 0; j < d; ++j)
         for (int i = 0; i < d; ++i)
-          ASSERT_NEAR(x[size_t(j) * d + i], H[size_t(j) * d + i], 1e-6) << d << " " << j << " " << i;
+          ASSERT_NEAR(x[size_t(j) * d + i], H[size_t(j) * d + i], 1e-6)
+              << d << " " << j << " " << i;
     }
   });
 }
@@ -116,7 +117,8 @@ TEST(Hadamard, AppliedTwiceIsIdentity) {
       // Compare the rows only (the padding holds a large sentinel that would dominate norms).
       auto rows_of = [&](const std::vector<float>& v) {
         std::vector<float> r;
-        for (int i = 0; i < 6; ++i) r.insert(r.end(), v.begin() + i * stride, v.begin() + i * stride + d);
+        for (int i = 0; i < 6; ++i)
+          r.insert(r.end(), v.begin() + i * stride, v.begin() + i * stride + d);
         return r;
       };
       auto x = in;

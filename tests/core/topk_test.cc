@@ -41,7 +41,8 @@ std::vector<int32_t> run_select(std::type_identity_t<SelectFn<T>> f, const std::
   const int n = static_cast<int>(v.size());
   const int c = f(v.data(), n, k, out.data());
   EXPECT_EQ(c, std::min(k, n));
-  for (int i = std::max(c, 0); i < cap; ++i) EXPECT_EQ(out[i], kGuard) << "wrote past the count at " << i;
+  for (int i = std::max(c, 0); i < cap; ++i)
+    EXPECT_EQ(out[i], kGuard) << "wrote past the count at " << i;
   out.resize(std::max(c, 0));
   return out;
 }
@@ -57,7 +58,8 @@ std::vector<int32_t> run_with_histogram(const std::vector<uint16_t>& v, int k) {
   std::vector<int32_t> out(cap, kGuard);
   const int c = select_smallest(v.data(), n, k, hist.data(), top + 1, out.data());
   EXPECT_EQ(c, std::min(k, n));
-  for (int i = std::max(c, 0); i < cap; ++i) EXPECT_EQ(out[i], kGuard) << "wrote past the count at " << i;
+  for (int i = std::max(c, 0); i < cap; ++i)
+    EXPECT_EQ(out[i], kGuard) << "wrote past the count at " << i;
   out.resize(std::max(c, 0));
   return out;
 }
@@ -77,15 +79,25 @@ std::vector<uint16_t> make_u16(std::mt19937& g, int n, Dist d) {
   std::vector<uint16_t> v(n);
   for (auto& x : v) {
     switch (d) {
-      case Dist::kWide: x = static_cast<uint16_t>(random_int(g, 0, 65535)); break;
-      case Dist::kTies: x = static_cast<uint16_t>(random_int(g, 0, 3)); break;
-      case Dist::kAllEqual: x = 9; break;
-      case Dist::kLarge: x = static_cast<uint16_t>(random_int(g, 4095, 4105)); break;
+      case Dist::kWide:
+        x = static_cast<uint16_t>(random_int(g, 0, 65535));
+        break;
+      case Dist::kTies:
+        x = static_cast<uint16_t>(random_int(g, 0, 3));
+        break;
+      case Dist::kAllEqual:
+        x = 9;
+        break;
+      case Dist::kLarge:
+        x = static_cast<uint16_t>(random_int(g, 4095, 4105));
+        break;
       case Dist::kMixedLarge:
         x = static_cast<uint16_t>(random_int(g, 0, 1) ? random_int(g, 0, 10)
                                                       : random_int(g, 60000, 65535));
         break;
-      case Dist::kAroundFallback: x = static_cast<uint16_t>(random_int(g, 4090, 4100)); break;
+      case Dist::kAroundFallback:
+        x = static_cast<uint16_t>(random_int(g, 4090, 4100));
+        break;
     }
   }
   return v;
@@ -121,7 +133,8 @@ TEST(TopK, SelectSmallestRepeatedCallsDoNotLeakState) {
     const auto v = make_u16(g, n, dist);
     const int k = random_int(g, 0, n);
     SCOPED_TRACE("round " + std::to_string(round));
-    for_each_target([&](int64_t) { EXPECT_EQ(run_select(select_smallest, v, k), brute_smallest(v, k)); });
+    for_each_target(
+        [&](int64_t) { EXPECT_EQ(run_select(select_smallest, v, k), brute_smallest(v, k)); });
   }
 }
 
@@ -189,10 +202,18 @@ TEST(TopK, SelectLargestMatchesBruteForce) {
       std::vector<float> v(n);
       for (auto& x : v) {
         switch (kind) {
-          case 0: x = std::normal_distribution<float>(0, 100)(g); break;
-          case 1: x = static_cast<float>(random_int(g, 0, 3)); break;  // many ties
-          case 2: x = -1.5f; break;                                     // all equal
-          case 3: x = static_cast<float>(random_int(g, -2, 2)) * 1e30f; break;
+          case 0:
+            x = std::normal_distribution<float>(0, 100)(g);
+            break;
+          case 1:
+            x = static_cast<float>(random_int(g, 0, 3));
+            break;  // many ties
+          case 2:
+            x = -1.5f;
+            break;  // all equal
+          case 3:
+            x = static_cast<float>(random_int(g, -2, 2)) * 1e30f;
+            break;
         }
       }
       for (int k : ks_for(n, g)) {
@@ -209,9 +230,15 @@ TEST(TopK, SelectLargestMatchesBruteForce) {
 TEST(TopK, SelectLargestTreatsNaNAsMinusInfinity) {
   const std::vector<float> v = {NAN, 1.f, -INFINITY, NAN, INFINITY, -1e30f, 0.f, NAN};
   // Order: +inf(4) > 1(1) > 0(6) > -1e30(5) > {NaN(0), -inf(2), NaN(3), NaN(7)} by position.
-  const std::vector<std::vector<int32_t>> want = {
-      {}, {4}, {1, 4}, {1, 4, 6}, {1, 4, 5, 6}, {0, 1, 4, 5, 6}, {0, 1, 2, 4, 5, 6},
-      {0, 1, 2, 3, 4, 5, 6}, {0, 1, 2, 3, 4, 5, 6, 7}};
+  const std::vector<std::vector<int32_t>> want = {{},
+                                                  {4},
+                                                  {1, 4},
+                                                  {1, 4, 6},
+                                                  {1, 4, 5, 6},
+                                                  {0, 1, 4, 5, 6},
+                                                  {0, 1, 2, 4, 5, 6},
+                                                  {0, 1, 2, 3, 4, 5, 6},
+                                                  {0, 1, 2, 3, 4, 5, 6, 7}};
   for (int k = 0; k <= 8; ++k) {
     SCOPED_TRACE("k " + std::to_string(k));
     EXPECT_EQ(run_select(select_largest, v, k), want[k]);

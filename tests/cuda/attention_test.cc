@@ -1,10 +1,11 @@
 // kernels.h dense_decode_attention / sparse_decode_attention vs adamas::ref::dense_decode_attention
 // / ref::sparse_decode_attention on CPU views over the same K/V pools: f16 and bf16, GQA groups
 // 1, 2, 4, 8 and 3 (and 12, 16 for the tensor-core dense kernel), head_dim 16..256 (dense at 64
-// and 128 runs on tensor cores, at the others on CUDA cores), lengths 1, 3, 63, 64, 65, 1000 (100000 in the Large test:
-// many splits), page sizes incl. ones not a multiple of 8, sparse per query head and with
-// shared_rows, index sets of one position, every position and random ones. Tolerance: fp32
-// accumulation in another order (attention_close). Outputs are poisoned with NaN first.
+// and 128 runs on tensor cores, at the others on CUDA cores), lengths 1, 3, 63, 64, 65, 1000
+// (100000 in the Large test: many splits), page sizes incl. ones not a multiple of 8, sparse per
+// query head and with shared_rows, index sets of one position, every position and random ones.
+// Tolerance: fp32 accumulation in another order (attention_close). Outputs are poisoned with NaN
+// first.
 #include "adamas/core/attention.h"
 
 #include "cuda_test_util.h"
@@ -203,7 +204,8 @@ TEST_F(CudaAttention, DenseTileEdgesAndLargeGroups) {
         shape.page_size = (index % 3 == 0) ? 7 : (index % 3 == 1 ? 16 : 48);
         LayerContent content;
         content.codes = false;
-        TestLayer t = make_test_layer(shape, {16, 1, 15, 17, 63, 64, 65, 4097}, 900 + index, content);
+        TestLayer t =
+            make_test_layer(shape, {16, 1, 15, 17, 63, 64, 65, 4097}, 900 + index, content);
         check_dense(t, group, index % 2 ? 3.0f : 1.0f, 950 + index, ws);
         if (::testing::Test::HasFatalFailure()) return;
       }

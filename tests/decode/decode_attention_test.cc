@@ -49,7 +49,8 @@ std::vector<float> run(DecodeAttention& da, const Batch& s, int layer,
 }
 
 // Exact attention (double) of query head qh of batch entry b over positions idx of `layer`.
-std::vector<float> brute(const Batch& s, int layer, int b, int qh, const std::vector<int32_t>& idx) {
+std::vector<float> brute(const Batch& s, int layer, int b, int qh,
+                         const std::vector<int32_t>& idx) {
   const int h = qh / s.group();
   return brute_attention(s.q_of(b, qh), s.fc.keys(layer, b, h), s.fc.values(layer, b, h), s.d(),
                          idx, 1.0 / std::sqrt(double(s.d())));
@@ -86,8 +87,8 @@ std::vector<float> dense_reference(const Batch& s, int layer) {
   std::vector<float> out(s.fc.seqs.size() * s.num_q_heads * d);
   for (size_t b = 0; b < s.fc.seqs.size(); ++b)
     for (int h = 0; h < H; ++h)
-      dense_decode_attention(s.q_of(b, h * s.group()), s.group(), s.fc.cache->kv(layer, s.fc.seqs[b], h),
-                             1.0f / std::sqrt(float(d)),
+      dense_decode_attention(s.q_of(b, h * s.group()), s.group(),
+                             s.fc.cache->kv(layer, s.fc.seqs[b], h), 1.0f / std::sqrt(float(d)),
                              out.data() + (b * s.num_q_heads + size_t(h) * s.group()) * d);
   return out;
 }
@@ -103,7 +104,8 @@ TEST(DecodeAttention, BudgetAtLeastLengthEqualsDenseForEveryPolicy) {
   const std::vector<int> lengths = {1, 17, 100, 64};
   for (const char* name : kPolicies)
     for (const char* gqa : {"per-head", "shared"}) {
-      const PolicyConfig pc = policy_of(std::string(name) + ":budget=100,dense_layers=0,gqa=" + gqa);
+      const PolicyConfig pc =
+          policy_of(std::string(name) + ":budget=100,dense_layers=0,gqa=" + gqa);
       SCOPED_TRACE(pc.describe());
       const Batch s = make_batch(pc, base_config(), lengths, 8, 10);
       const auto policy = make_policy(pc);
@@ -123,7 +125,8 @@ TEST(DecodeAttention, BudgetAtLeastLengthEqualsDenseForEveryPolicy) {
 // position, and sparse attention over it equals dense, for a ragged batch under GQA.
 TEST(DecodeAttention, FullSelectionThroughSparseAttentionEqualsDense) {
   const std::vector<int> lengths = {1, 2, 17, 100, 250};
-  const Batch s = make_batch(policy_of("oracle"), base_config(64, 16, DType::kBF16), lengths, 8, 20);
+  const Batch s =
+      make_batch(policy_of("oracle"), base_config(64, 16, DType::kBF16), lengths, 8, 20);
   std::mt19937 g(21);
   for_each_target([&](int64_t) {
     for (size_t b = 0; b < lengths.size(); ++b)
@@ -148,7 +151,8 @@ TEST(DecodeAttention, FullSelectionThroughSparseAttentionEqualsDense) {
           dense_decode_attention(s.q_of(b, h * 4), 4, kv, scale, dense.data());
           EXPECT_LT(rel_error(sparse, dense), 1e-6) << "batch " << b << " head " << h;
           for (int j = 0; j < 4; ++j)
-            EXPECT_LT(rel_error(sparse.data() + j * 64, brute(s, 0, b, h * 4 + j, idx).data(), 64), 1e-5);
+            EXPECT_LT(rel_error(sparse.data() + j * 64, brute(s, 0, b, h * 4 + j, idx).data(), 64),
+                      1e-5);
         }
       }
   });
@@ -181,8 +185,8 @@ TEST(DecodeAttention, SelectionsRespectTheBudgetSemantics) {
   for (const char* name : {"oracle", "adamas", "quest", "streaming"})
     for (const char* gqa : {"per-head", "shared"})
       for (int budget : {16, 33, 64}) {
-        const PolicyConfig pc = policy_of(std::string(name) + ":dense_layers=0,budget=" +
-                                          std::to_string(budget) + ",gqa=" + gqa);
+        const PolicyConfig pc = policy_of(
+            std::string(name) + ":dense_layers=0,budget=" + std::to_string(budget) + ",gqa=" + gqa);
         SCOPED_TRACE(pc.describe());
         const Batch s = make_batch(pc, base_config(), lengths, 4, 40);
         const auto policy = make_policy(pc);
@@ -215,7 +219,8 @@ TEST(DecodeAttention, DenseLayersAreHonoured) {
   for (const char* name : {"oracle", "adamas", "quest", "streaming"}) {
     const PolicyConfig pc = policy_of(std::string(name) + ":budget=32,dense_layers=2");
     SCOPED_TRACE(pc.describe());
-    const Batch s = make_batch(pc, base_config(64, 16, DType::kF16, 2, /*layers=*/3), lengths, 4, 50);
+    const Batch s =
+        make_batch(pc, base_config(64, 16, DType::kF16, 2, /*layers=*/3), lengths, 4, 50);
     const auto policy = make_policy(pc);
     DecodeAttention da(*s.fc.cache, *policy, 4);
     for (int layer = 0; layer < 3; ++layer) {
@@ -237,7 +242,8 @@ TEST(DecodeAttention, DenseLayersAreHonoured) {
 TEST(DecodeAttention, StreamingAttendsExactlySinksAndWindow) {
   const std::vector<int> lengths = {50, 200, 33};
   for (int sinks : {0, 4, 10}) {
-    const PolicyConfig pc = policy_of("streaming:budget=32,dense_layers=0,sinks=" + std::to_string(sinks));
+    const PolicyConfig pc =
+        policy_of("streaming:budget=32,dense_layers=0,sinks=" + std::to_string(sinks));
     const Batch s = make_batch(pc, base_config(32, 8, DType::kF32), lengths, 6, 60 + sinks);
     const auto policy = make_policy(pc);
     DecodeAttention da(*s.fc.cache, *policy, 6);
@@ -316,8 +322,7 @@ TEST(DecodeAttention, RaggedBatchEqualsEachSequenceAlone) {
           const std::vector<SeqId> one = {s.fc.seqs[b]};
           const auto o = run(alone, s, 0, one, s.q_of(b, 0));
           for (int i = 0; i < 8 * 64; ++i)
-            ASSERT_EQ(std::bit_cast<uint32_t>(o[i]),
-                      std::bit_cast<uint32_t>(out[b * 8 * 64 + i]))
+            ASSERT_EQ(std::bit_cast<uint32_t>(o[i]), std::bit_cast<uint32_t>(out[b * 8 * 64 + i]))
                 << "batch entry " << b << " element " << i;
           for (int h = 0; h < 2; ++h) {
             const HeadScratch& x = batch.scratch(b, h);
@@ -396,7 +401,8 @@ TEST(DecodeAttention, ConstructorErrors) {
   const auto full = make_policy(parse_policy("full"));
   EXPECT_THAT(error_message([&] { DecodeAttention(cache, *full, 6); }),
               AllOf(HasSubstr("num_q_heads (6)"), HasSubstr("multiple of num_kv_heads (4)")));
-  EXPECT_THAT(error_message([&] { DecodeAttention(cache, *full, 0); }), HasSubstr("num_q_heads (0)"));
+  EXPECT_THAT(error_message([&] { DecodeAttention(cache, *full, 0); }),
+              HasSubstr("num_q_heads (0)"));
   EXPECT_THAT(error_message([&] { DecodeAttention(cache, *full, -4); }), HasSubstr("num_q_heads"));
   EXPECT_NO_THROW(DecodeAttention(cache, *full, 4));
   EXPECT_NO_THROW(DecodeAttention(cache, *full, 32));

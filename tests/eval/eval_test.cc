@@ -41,13 +41,15 @@ model::LlamaModel* EvalOnModel::model_ = nullptr;
 model::Tokenizer* EvalOnModel::tok_ = nullptr;
 
 TEST(EvalPieces, PolicyExpansion) {
-  const auto runs = expand_policies({"full", "adamas:gqa=shared", "quest", "streaming:budget=48"},
-                                    {16, 64}, 32);
+  const auto runs =
+      expand_policies({"full", "adamas:gqa=shared", "quest", "streaming:budget=48"}, {16, 64}, 32);
   std::vector<std::pair<std::string, int>> got;
   for (const auto& r : runs) got.emplace_back(r.label, r.budget);
-  const std::vector<std::pair<std::string, int>> want = {
-      {"full", 0}, {"adamas:gqa=shared", 16}, {"adamas:gqa=shared", 64}, {"quest", 64},
-      {"streaming:budget=48", 48}};
+  const std::vector<std::pair<std::string, int>> want = {{"full", 0},
+                                                         {"adamas:gqa=shared", 16},
+                                                         {"adamas:gqa=shared", 64},
+                                                         {"quest", 64},
+                                                         {"streaming:budget=48", 48}};
   EXPECT_EQ(got, want);  // quest below one page (32) is left out
   EXPECT_EQ(runs[2].config.gqa, GqaMode::kGroupShared);
   EXPECT_THROW(expand_policies({"adamas"}, {0}, 16), Error);
@@ -110,8 +112,7 @@ TEST_F(EvalOnModel, BudgetAtLeastContextEqualsFullBitForBit) {
     std::vector<float> out;
     int32_t next = first;
     for (int step = 0; step < 4; ++step) {
-      s.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&next, 1),
-               logits.data());
+      s.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&next, 1), logits.data());
       out.insert(out.end(), logits.begin(), logits.end());
       next = argmax(logits.data(), V);
     }
@@ -135,7 +136,8 @@ TEST_F(EvalOnModel, OracleRecallIsOneOnCapturedQueries) {
   const int len = c.prompt + c.steps;
   ASSERT_EQ(c.k.size(), size_t(c.layers) * len * c.kv_heads * c.head_dim);
   RecallResult res;
-  evaluate_captures({&c}, {"oracle", "adamas", "adamas:thresholds=calibrated", "quest", "streaming"},
+  evaluate_captures({&c},
+                    {"oracle", "adamas", "adamas:thresholds=calibrated", "quest", "streaming"},
                     {16, 64, 1024}, 16, res);
   const int per_run = c.layers * c.heads;
   ASSERT_EQ(res.rows.size(), size_t(per_run) * (3 + 3 + 3 + 3 + 3));
@@ -145,7 +147,8 @@ TEST_F(EvalOnModel, OracleRecallIsOneOnCapturedQueries) {
     EXPECT_LE(r.mass, 1 + 1e-6);
     EXPECT_LE(r.recall, 1.0);
     if (r.policy == "oracle") {
-      EXPECT_EQ(r.recall, 1.0) << "layer " << r.layer << " head " << r.head << " budget " << r.budget;
+      EXPECT_EQ(r.recall, 1.0) << "layer " << r.layer << " head " << r.head << " budget "
+                               << r.budget;
       oracle_mass[{r.budget, r.layer, r.head}] = r.mass;
     }
     if (r.budget >= len) {  // dense: exactly full attention

@@ -4,9 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <random>
-#include <cstring>
 #include <cmath>
+#include <cstring>
+#include <random>
 
 #include "adamas/model/llama.h"
 #include "adamas/model/sampler.h"

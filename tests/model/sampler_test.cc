@@ -76,11 +76,17 @@ TEST(Sampler, NonFiniteLogitsAreRefusedAndMaskedTokensNeverDrawn) {
   const float inf = std::numeric_limits<float>::infinity();
   for (float temperature : {0.0f, 1.0f}) {
     Sampler s({temperature, 0, 1.0f, 3});
-    EXPECT_THAT(test_error([&] { s.sample(std::vector<float>{0.5f, nan, 1.0f}); }),
+    EXPECT_THAT(test_error([&] {
+                  s.sample(std::vector<float>{0.5f, nan, 1.0f});
+                }),
                 ::testing::HasSubstr("logit nan of token 1 is not a number or +Inf"));
-    EXPECT_THAT(test_error([&] { s.sample(std::vector<float>{0.5f, inf}); }),
+    EXPECT_THAT(test_error([&] {
+                  s.sample(std::vector<float>{0.5f, inf});
+                }),
                 ::testing::HasSubstr("token 1 is not a number or +Inf"));
-    EXPECT_THAT(test_error([&] { s.sample(std::vector<float>{-inf, -inf}); }),
+    EXPECT_THAT(test_error([&] {
+                  s.sample(std::vector<float>{-inf, -inf});
+                }),
                 ::testing::HasSubstr("every logit is -Inf"));
   }
   const std::vector<float> masked = {-inf, 0.0f, -inf, 0.0f};

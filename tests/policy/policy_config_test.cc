@@ -1,7 +1,6 @@
 // policy.h: parse_policy (round trips, defaults, errors that list the accepted values),
 // PolicyConfig::validate, make_policy, check_cache, configure_cache_for, is_dense.
 #include "adamas/policy/policy.h"
-
 #include "test_util.h"
 
 namespace adamas::test {
@@ -48,8 +47,10 @@ TEST(PolicyConfig, ParseEveryOption) {
   EXPECT_EQ(b.distance, Distance::kL1);
   EXPECT_TRUE(b.hadamard);
   EXPECT_EQ(b.gqa, GqaMode::kPerQueryHead);
-  for (const char* t : {"true", "on", "1"}) EXPECT_TRUE(parse_policy(std::string("adamas:hadamard=") + t).hadamard);
-  for (const char* f : {"false", "off", "0"}) EXPECT_FALSE(parse_policy(std::string("adamas:hadamard=") + f).hadamard);
+  for (const char* t : {"true", "on", "1"})
+    EXPECT_TRUE(parse_policy(std::string("adamas:hadamard=") + t).hadamard);
+  for (const char* f : {"false", "off", "0"})
+    EXPECT_FALSE(parse_policy(std::string("adamas:hadamard=") + f).hadamard);
   const PolicyConfig s = parse_policy("streaming:budget=64,sinks=8");
   EXPECT_EQ(s.kind, PolicyKind::kStreaming);
   EXPECT_EQ(s.sinks, 8);

@@ -1,12 +1,11 @@
 // Policy selections through the stage API (begin → encode → estimate → select), each against a
 // brute force computed from the stored keys: adamas (bits × distance × Hadamard × GQA mode),
 // oracle, quest, streaming; the shared budget semantics (current token, counts, dense cases).
-#include "adamas/policy/policy.h"
-
 #include <map>
 #include <set>
 
 #include "adamas/core/hadamard.h"
+#include "adamas/policy/policy.h"
 #include "test_util.h"
 
 namespace adamas::test {
@@ -105,7 +104,8 @@ TEST(Selection, AdamasEqualsBruteForceOnBucketDistances) {
                 const std::vector<float> thr(thr_span.begin(), thr_span.end());
                 // Brute force distances per head.
                 std::vector<std::vector<uint8_t>> kb(len, std::vector<uint8_t>(d));
-                for (int t = 0; t < len; ++t) compute_buckets(spec, thr, fc.key(0, s, h, t), kb[t].data());
+                for (int t = 0; t < len; ++t)
+                  compute_buckets(spec, thr, fc.key(0, s, h, t), kb[t].data());
                 std::vector<std::vector<int>> dist_h(nq, std::vector<int>(len, 0));
                 for (int hq = 0; hq < nq; ++hq) {
                   std::vector<uint8_t> qb(d);
@@ -125,7 +125,8 @@ TEST(Selection, AdamasEqualsBruteForceOnBucketDistances) {
                   }));
                 } else {
                   for (int hq = 0; hq < nq; ++hq)
-                    want.push_back(brute_top(len - 1, budget - 1, [&](int32_t t) { return dist_h[hq][t]; }));
+                    want.push_back(
+                        brute_top(len - 1, budget - 1, [&](int32_t t) { return dist_h[hq][t]; }));
                 }
                 for (auto& w : want) w.push_back(len - 1);
                 for_each_target([&](int64_t) {
@@ -182,7 +183,8 @@ TEST(Selection, OracleEqualsExactTopKWithRecallOne) {
             }));
           } else {
             for (int hq = 0; hq < nq; ++hq)
-              want.push_back(brute_top(len - 1, budget - 1, [&](int32_t t) { return -score(hq, t); }));
+              want.push_back(
+                  brute_top(len - 1, budget - 1, [&](int32_t t) { return -score(hq, t); }));
           }
           for (auto& w : want) w.push_back(len - 1);
           for_each_target([&](int64_t) {

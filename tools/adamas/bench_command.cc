@@ -1,5 +1,4 @@
 #include "bench_command.h"
-#include "flag_checks.h"
 
 #include <fmt/format.h>
 #include <omp.h>
@@ -21,6 +20,7 @@
 #include "adamas/decode/decode_attention.h"
 #include "adamas/policy/policy.h"
 #include "adamas/runtime/bandwidth.h"
+#include "flag_checks.h"
 #include "progress.h"
 #include "result_file.h"
 
@@ -238,7 +238,9 @@ void add_bench_command(CLI::App& app, int& status) {
   cmd->add_option("--contexts", o->contexts, "context lengths (tokens)")
       ->delimiter(',')
       ->check(positive(kMaxTokens));
-  cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',')->check(positive(kMaxTokens));
+  cmd->add_option("--budgets", o->budgets, "token budgets")
+      ->delimiter(',')
+      ->check(positive(kMaxTokens));
   cmd->add_option("--heads", o->heads, "query heads")->check(positive(kMaxHeads));
   cmd->add_option("--kv-heads", o->kv_heads, "KV heads (GQA when fewer than --heads)")
       ->check(positive(kMaxHeads));

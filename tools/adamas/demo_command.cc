@@ -11,9 +11,9 @@
 #include "adamas/model/llama.h"
 #include "adamas/model/tokenizer.h"
 #include "eval/common.h"
+#include "flag_checks.h"
 #include "passkey.h"
 #include "progress.h"
-#include "flag_checks.h"
 
 namespace adamas::cli {
 

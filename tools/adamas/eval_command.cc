@@ -1,5 +1,4 @@
 #include "eval_command.h"
-#include "flag_checks.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -21,6 +20,7 @@
 #include "eval/passkey_eval.h"
 #include "eval/ppl_eval.h"
 #include "eval/recall_eval.h"
+#include "flag_checks.h"
 #include "progress.h"
 #include "result_file.h"
 

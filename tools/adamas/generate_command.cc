@@ -17,9 +17,9 @@
 #include "adamas/model/sampler.h"
 #include "adamas/model/tokenizer.h"
 #include "eval/common.h"
+#include "flag_checks.h"
 #include "progress.h"
 #include "result_file.h"
-#include "flag_checks.h"
 
 namespace adamas::cli {
 
@@ -51,7 +51,8 @@ int run_generate(const GenerateOptions& o) {
   }
   // Opened before the work: a bad path fails now, and the file is written whole at the end.
   std::unique_ptr<ResultFile> json_out;
-  if (!o.logits_json.empty()) json_out = std::make_unique<ResultFile>(o.logits_json, "--logits-json");
+  if (!o.logits_json.empty())
+    json_out = std::make_unique<ResultFile>(o.logits_json, "--logits-json");
   const auto t_load = clock::now();
   auto model = model::LlamaModel::load(o.model);
   auto tokenizer = model::load_tokenizer(o.model);
@@ -60,8 +61,7 @@ int run_generate(const GenerateOptions& o) {
   fmt::print(stderr, "tokenizer: {}\n", tokenizer->describe());
   fmt::print(stderr, "{}\n", device.describe());
 
-  std::vector<int32_t> ids =
-      tokenizer->encode_prompt(prompt, /*with_bos=*/!o.no_bos);
+  std::vector<int32_t> ids = tokenizer->encode_prompt(prompt, /*with_bos=*/!o.no_bos);
   if (ids.empty()) throw Error("the prompt encodes to no tokens");
 
   ro.allow_beyond_context = o.allow_beyond_context;

@@ -32,7 +32,7 @@ struct GenerateOptions {
   int threads = 0;
   bool no_bos = false;
   bool allow_beyond_context = false;
-  std::string logits_json;  // empty: none
+  std::string logits_json;       // empty: none
   std::string device = "auto";   // cpu | cuda | auto
   bool no_cuda_graphs = false;   // cuda: launch decode steps one kernel at a time
   bool gpu_f32_weights = false;  // cuda: every product in fp32 (weights upcast on upload)

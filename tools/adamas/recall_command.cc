@@ -1,5 +1,4 @@
 #include "recall_command.h"
-#include "flag_checks.h"
 
 #include <fmt/format.h>
 
@@ -15,6 +14,7 @@
 #include "adamas/core/attention.h"
 #include "adamas/core/topk.h"
 #include "adamas/decode/decode_attention.h"
+#include "flag_checks.h"
 #include "progress.h"
 #include "result_file.h"
 
@@ -120,13 +120,14 @@ int run_recall(const RecallOptions& o) {
   ResultFile result(o.csv, "--csv");  // before any work: a bad path fails now
   std::ofstream& csv = result.out();
   std::mt19937 rng(o.seed);
-  fmt::print("adamas recall: synthetic keys with planted relevant ones; context {}, {} q / {} KV "
-             "heads, head_dim {}, group agreement {:.2f}, {:.1f}% relevant (+{} logits), {} "
-             "query draws\n",
-             o.context, o.heads, o.kv_heads, o.head_dim, o.agreement, 100 * o.relevant, o.boost,
-             o.steps);
+  fmt::print(
+      "adamas recall: synthetic keys with planted relevant ones; context {}, {} q / {} KV "
+      "heads, head_dim {}, group agreement {:.2f}, {:.1f}% relevant (+{} logits), {} "
+      "query draws\n",
+      o.context, o.heads, o.kv_heads, o.head_dim, o.agreement, 100 * o.relevant, o.boost, o.steps);
   const Synthetic data = make_data(o, rng);
-  std::vector<std::vector<float>> queries(o.steps, std::vector<float>(size_t(o.heads) * o.head_dim));
+  std::vector<std::vector<float>> queries(o.steps,
+                                          std::vector<float>(size_t(o.heads) * o.head_dim));
   for (auto& q : queries) make_queries(o, data, rng, q.data());
   const int d = o.head_dim, group = o.heads / o.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -177,7 +178,8 @@ int run_recall(const RecallOptions& o) {
           const int32_t* sel = s.row(row, budget);
           const int count = s.counts[row];
           int hits = 0;
-          for (int i = 0; i < count; ++i) hits += std::binary_search(oracle.begin(), oracle.begin() + c + 1, sel[i]);
+          for (int i = 0; i < count; ++i)
+            hits += std::binary_search(oracle.begin(), oracle.begin() + c + 1, sel[i]);
           double mx = -INFINITY, total = 0, captured = 0;
           for (float x : scores) mx = std::max(mx, double{x} * scale);
           for (float x : scores) total += std::exp(double{x} * scale - mx);
@@ -197,8 +199,9 @@ int run_recall(const RecallOptions& o) {
       const double n = quality.n;
       const double ms = times.wall / o.steps * 1e3;
       fmt::print(stderr, "\r");
-      fmt::print("{:<34} {:>6} | {:>7.3f} {:>7.3f} {:>9.4f} | {:>8.3f}\n", pc.describe().substr(0, 34),
-                 budget, quality.recall / n, quality.mass / n, quality.error / n, ms);
+      fmt::print("{:<34} {:>6} | {:>7.3f} {:>7.3f} {:>9.4f} | {:>8.3f}\n",
+                 pc.describe().substr(0, 34), budget, quality.recall / n, quality.mass / n,
+                 quality.error / n, ms);
       csv << fmt::format("\"{}\",{},{},{},{},{},{:.4f},{:.4f},{:.5f},{:.4f}\n", spec, budget,
                          o.context, o.heads, o.kv_heads, o.agreement, quality.recall / n,
                          quality.mass / n, quality.error / n, ms);
@@ -215,8 +218,11 @@ void add_recall_command(CLI::App& app, int& status) {
   auto o = std::make_shared<RecallOptions>();
   CLI::App* cmd = app.add_subcommand(
       "recall", "Selection quality of each policy on synthetic data with planted relevant keys");
-  cmd->add_option("--context", o->context, "context length (tokens)")->check(CLI::Range(2, kMaxTokens));
-  cmd->add_option("--budgets", o->budgets, "token budgets")->delimiter(',')->check(positive(kMaxTokens));
+  cmd->add_option("--context", o->context, "context length (tokens)")
+      ->check(CLI::Range(2, kMaxTokens));
+  cmd->add_option("--budgets", o->budgets, "token budgets")
+      ->delimiter(',')
+      ->check(positive(kMaxTokens));
   cmd->add_option("--heads", o->heads, "query heads")->check(positive(kMaxHeads));
   cmd->add_option("--kv-heads", o->kv_heads, "KV heads")->check(positive(kMaxHeads));
   cmd->add_option("--head-dim", o->head_dim, "head dimension (power of two, 16..256)")

@@ -21,10 +21,10 @@ struct RecallOptions {
   int kv_heads = 8;
   int head_dim = 128;
   int page_size = 16;
-  int steps = 8;             // query draws averaged
-  double agreement = 0.5;    // share of a query head's direction common to its GQA group
-  double relevant = 0.02;    // fraction of positions planted as relevant keys
-  double boost = 6.0;        // logit boost of a relevant key for the heads it is relevant to
+  int steps = 8;           // query draws averaged
+  double agreement = 0.5;  // share of a query head's direction common to its GQA group
+  double relevant = 0.02;  // fraction of positions planted as relevant keys
+  double boost = 6.0;      // logit boost of a relevant key for the heads it is relevant to
   int threads = 0;
   std::vector<std::string> policies = ablation_policies();
   std::string csv = "adamas_recall.csv";

@@ -22,7 +22,7 @@ ResultFile::ResultFile(fs::path path, std::string flag)
   out_.open(partial_, std::ios::trunc);
   if (!out_) {
     const fs::path parent = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
-    const std::string why = !fs::exists(parent, ec)        ? "its directory does not exist"
+    const std::string why = !fs::exists(parent, ec)         ? "its directory does not exist"
                             : !fs::is_directory(parent, ec) ? "its parent is not a directory"
                                                             : "cannot create a file there";
     throw Error(fmt::format("{} {}: {}", flag_, path_.string(), why));

@@ -13,7 +13,8 @@ enum class DType : uint8_t { kF32, kF16, kBF16 };
 
 constexpr size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
 std::string_view dtype_name(DType t);
-// Accepts "f32"/"fp32"/"float32", "f16"/"fp16"/"float16", "bf16"/"bfloat16"; throws Error otherwise.
+// Accepts "f32"/"fp32"/"float32", "f16"/"fp16"/"float16", "bf16"/"bfloat16"; throws Error
+// otherwise.
 DType parse_dtype(std::string_view name);
 
 struct f16 {

@@ -50,7 +50,8 @@ Capture capture_decode(const model::LlamaModel& model, std::span<const int32_t> 
   for (step = 0; step < steps; ++step) {
     session.decode(std::span<const SeqId>(&seq, 1), std::span<const int32_t>(&next, 1),
                    logits.data());
-    if (step + 1 < steps) next = greedy ? argmax(logits.data(), c.vocab_size) : ids[prompt + step + 1];
+    if (step + 1 < steps)
+      next = greedy ? argmax(logits.data(), c.vocab_size) : ids[prompt + step + 1];
   }
   const int T = prompt + steps, G = c.num_kv_heads, d = c.head_dim;
   cap.k.resize(size_t(c.num_layers) * T * G * d);
@@ -183,10 +184,10 @@ void evaluate_one(const Capture& c, const std::vector<PolicyRun>& runs, int page
   // References for every step: softmax probabilities, dense outputs, oracle sets per budget.
   struct Ref {
     int len = 0;
-    std::vector<float> probs;   // [L][H][len]
-    std::vector<float> dense;   // [L][H][d]
-    std::vector<char> oracle;   // [B][L][H][len]
-    std::vector<int> osize;     // [B]
+    std::vector<float> probs;  // [L][H][len]
+    std::vector<float> dense;  // [L][H][d]
+    std::vector<char> oracle;  // [B][L][H][len]
+    std::vector<int> osize;    // [B]
   };
   std::vector<Ref> refs(c.steps);
   {
@@ -210,7 +211,8 @@ void evaluate_one(const Capture& c, const std::vector<PolicyRun>& runs, int page
           const float* q = c.query(s, l) + size_t(g) * group * d;
           // Exactly the oracle policy's call, so that its selection is reproduced bit for bit.
           key_scores(q, group, kv, scores.data(), len);
-          dense_decode_attention(q, group, kv, scale, R.dense.data() + (size_t(l) * H + g * group) * d);
+          dense_decode_attention(q, group, kv, scale,
+                                 R.dense.data() + (size_t(l) * H + g * group) * d);
           for (int hl = 0; hl < group; ++hl) {
             const int h = g * group + hl;
             const float* sc = scores.data() + size_t(hl) * len;
@@ -341,8 +343,8 @@ void evaluate_captures(const std::vector<const Capture*>& captures,
   Acc acc;
   for (const Capture* c : captures) {
     if (c->heads % c->kv_heads != 0)
-      throw Error(fmt::format("capture: {} query heads are not a multiple of {} KV heads",
-                              c->heads, c->kv_heads));
+      throw Error(fmt::format("capture: {} query heads are not a multiple of {} KV heads", c->heads,
+                              c->kv_heads));
     evaluate_one(*c, runs, page_size, acc, &counter);
     result.sources.push_back(c->source);
   }
@@ -367,7 +369,8 @@ RecallResult run_recall_eval(const model::LlamaModel& model, const model::Tokeni
       const int key = std::uniform_int_distribution<int>(10000, 99999)(rng);
       auto p = cli::make_passkey_prompt(tok, L, o.depths[di], key, 6);
       const int n = static_cast<int>(p.ids.size());
-      sources.push_back({"passkey", fmt::format("passkey L={} depth={:.2f} key={}", L, o.depths[di], key),
+      sources.push_back({"passkey",
+                         fmt::format("passkey L={} depth={:.2f} key={}", L, o.depths[di], key),
                          std::move(p.ids), n, true});
     }
   if (o.text_docs > 0) {
@@ -379,8 +382,9 @@ RecallResult run_recall_eval(const model::LlamaModel& model, const model::Tokeni
       std::vector<int32_t> ids = tok.encode_prompt(doc);
       if (static_cast<int>(ids.size()) < need) continue;
       ids.resize(need);
-      sources.push_back({"text", fmt::format("text T={} '{}'", o.text_tokens,
-                                             doc.substr(0, std::min(doc.find('\n'), size_t{40}))),
+      sources.push_back({"text",
+                         fmt::format("text T={} '{}'", o.text_tokens,
+                                     doc.substr(0, std::min(doc.find('\n'), size_t{40}))),
                          std::move(ids), o.text_tokens, false});
     }
   }

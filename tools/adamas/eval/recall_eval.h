@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "../ablation_policies.h"
 #include "adamas/model/llama.h"
 #include "adamas/model/tokenizer.h"
-#include "../ablation_policies.h"
 #include "common.h"
 
 namespace adamas::eval {
@@ -55,7 +55,7 @@ struct RecallRow {
 // Bucket occupancy of the paper's 2-bit thresholds {−10, 0, 10} on the Hadamard-transformed
 // vectors, per layer: the share of elements in each bucket and their RMS.
 struct BucketRow {
-  std::string kind;    // passkey | text
+  std::string kind;  // passkey | text
   int layer = 0;
   std::string vector;  // key | query
   double share[4] = {0, 0, 0, 0};
