@@ -13,6 +13,7 @@
 
 #include "adamas/model/tokenizer.h"
 #include "common/check.h"
+#include "model/json_depth.h"
 
 namespace adamas::model {
 namespace {
@@ -62,7 +63,7 @@ class BpeTokenizer : public Tokenizer {
     ADAMAS_CHECK(type == "BPE", "{}: unsupported tokenizer model type '{}': expected BPE", source_,
                  type);
     ignore_merges_ = model.value("ignore_merges", false);
-    for (const auto& [tok, id] : model.at("vocab").items()) add_token(tok, id.get<int32_t>());
+    for (const auto& [tok, id] : model.at("vocab").items()) add_token(tok, token_id_value(tok, id));
     int rank = 0;
     for (const auto& m : model.at("merges")) {
       std::string key;
@@ -77,7 +78,10 @@ class BpeTokenizer : public Tokenizer {
     if (j.contains("added_tokens"))
       for (const auto& a : j["added_tokens"]) {
         const auto content = a.at("content").get<std::string>();
-        const auto id = a.at("id").get<int32_t>();
+        const int32_t id = token_id_value(content, a.at("id"));
+        // Hugging Face ignores added tokens with empty content; matched in the text, one would
+        // match everywhere without advancing (encode never returned).
+        if (content.empty()) continue;
         add_token(content, id);
         added_.push_back({content, id, a.value("special", false)});
         if (added_.back().special) special_ids_.push_back(id);
@@ -181,8 +185,20 @@ class BpeTokenizer : public Tokenizer {
     bool special;
   };
 
+  // A token id as written: an integer in [0, 2^24), compared as 64 bits. (nlohmann's get<int32_t>
+  // silently wraps 2^32 to 0, truncates 3.7 to 3, and converting 1e30 is undefined behaviour.)
+  int32_t token_id_value(const std::string& tok, const json& id) const {
+    constexpr int64_t kMaxIds = 1 << 24;
+    const bool ok =
+        id.is_number_integer() &&
+        (id.is_number_unsigned() ? id.get<uint64_t>() < uint64_t(kMaxIds)
+                                 : id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxIds);
+    ADAMAS_CHECK(ok, "{}: token '{}' has a bad id {}: expected an integer in [0, {})", source_, tok,
+                 id.dump(), kMaxIds);
+    return static_cast<int32_t>(id.get<int64_t>());
+  }
+
   void add_token(const std::string& tok, int32_t id) {
-    ADAMAS_CHECK(id >= 0 && id < (1 << 24), "{}: token '{}' has a bad id {}", source_, tok, id);
     if (static_cast<size_t>(id) >= tokens_.size()) tokens_.resize(id + 1);
     tokens_[id] = tok;
     vocab_.emplace(tok, id);
@@ -329,12 +345,7 @@ class BpeTokenizer : public Tokenizer {
 }  // namespace
 
 std::unique_ptr<Tokenizer> parse_bpe(std::string_view text, std::string_view source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", source, e.what()));
-  }
+  const json j = parse_json_object(text, source);
   try {
     return std::make_unique<BpeTokenizer>(j, std::string(source));
   } catch (const json::exception& e) {

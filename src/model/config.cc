@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "model/json_depth.h"
 
 namespace adamas::model {
 namespace {
@@ -173,13 +174,7 @@ std::string ModelConfig::describe() const {
 }
 
 ModelConfig parse_config(std::string_view text, std::string_view source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", source, e.what()));
-  }
-  ADAMAS_CHECK(j.is_object(), "{}: expected a JSON object", source);
+  const json j = parse_json_object(text, source);
   ModelConfig c;
   try {
     c.model_type = get_or<std::string>(j, "model_type", "");
@@ -254,7 +249,9 @@ ModelConfig load_config(const std::filesystem::path& dir) {
   const auto gen = dir / "generation_config.json";
   if (std::filesystem::exists(gen)) {
     try {
-      const json g = json::parse(read_file(gen));
+      const std::string text = read_file(gen);
+      // Nested too deep counts as not JSON (ignored, below).
+      const json g = json_depth(text) <= kMaxJsonDepth ? json::parse(text) : json();
       if (g.contains("eos_token_id")) {
         for (int id : id_list(g["eos_token_id"], gen.string()))
           if (std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), id) ==

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "model/json_depth.h"
 
 namespace adamas::model {
 namespace {
@@ -79,6 +80,17 @@ bool shard_name_ok(const std::string& s) {
   return p.has_filename();
 }
 
+// The type of the file at `p` (not_found when there is none). Other failures (a name longer than
+// the file system allows, a permission denied) are adamas::Error naming `what` and the path, where
+// std::filesystem's throwing queries would throw filesystem_error.
+std::filesystem::file_type file_type_of(const std::filesystem::path& p, std::string_view what) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(p, ec);
+  if (st.type() == std::filesystem::file_type::not_found) return st.type();
+  ADAMAS_CHECK(!ec, "{}: cannot access {}: {}", what, p.string(), ec.message());
+  return st.type();
+}
+
 }  // namespace
 
 std::string_view tensor_type_name(TensorType t) {
@@ -116,7 +128,10 @@ size_t tensor_type_size(TensorType t) {
 }
 
 int64_t TensorView::numel() const {
-  int64_t n = 1;
+  // A zero dimension makes the count 0 whatever the others are: the loader accepts an empty
+  // [2^62, 2, 0] (as the safetensors library does), whose running product would overflow.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
+  int64_t n = 1;  // the other products fit: numel * element size is the tensor's byte count
   for (int64_t s : shape) n *= s;
   return n;
 }
@@ -155,6 +170,10 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path
     ADAMAS_CHECK(header_len <= size_ - 8,
                  "{}: corrupt safetensors header: header length {} exceeds the file ({} bytes)",
                  path_, header_len, size_);
+    const std::string_view header(reinterpret_cast<const char*>(base + 8), header_len);
+    ADAMAS_CHECK(json_depth(header) <= kMaxJsonDepth,
+                 "{}: corrupt safetensors header: JSON nested deeper than {} levels", path_,
+                 kMaxJsonDepth);
     json h;
     std::string duplicate;
     try {
@@ -286,18 +305,24 @@ TensorStore::TensorStore(const std::filesystem::path& path) {
   std::vector<fs::path> paths;
   std::vector<std::pair<std::string, std::string>> weight_map;  // from the index: tensor, shard
   source_ = path.string();
-  if (fs::is_regular_file(path)) {
+  const fs::file_type path_type = file_type_of(path, "model path");
+  if (path_type == fs::file_type::regular) {
     paths.push_back(path);
   } else {
-    ADAMAS_CHECK(fs::is_directory(path), "model path {} does not exist", path.string());
+    ADAMAS_CHECK(path_type == fs::file_type::directory, "model path {} does not exist",
+                 path.string());
     const fs::path index = path / "model.safetensors.index.json";
-    if (fs::exists(index)) {
+    const fs::file_type index_type = file_type_of(index, "model directory");
+    if (index_type != fs::file_type::not_found) {
       const std::string ix = index.string();
-      ADAMAS_CHECK(!fs::is_directory(index), "{}: is a directory, expected a JSON file", ix);
+      ADAMAS_CHECK(index_type != fs::file_type::directory,
+                   "{}: is a directory, expected a JSON file", ix);
       std::ifstream in(index);
       std::stringstream ss;
       ss << in.rdbuf();
       const std::string text = ss.str();
+      ADAMAS_CHECK(json_depth(text) <= kMaxJsonDepth,
+                   "{}: not valid JSON: nested deeper than {} levels", ix, kMaxJsonDepth);
       json j;
       std::string duplicate;
       try {
@@ -322,17 +347,22 @@ TensorStore::TensorStore(const std::filesystem::path& path) {
       }
       for (const auto& s : shards) {
         const fs::path p = path / s;
-        ADAMAS_CHECK(fs::exists(p), "{}: shard {} listed in the index is missing", ix, p.string());
-        ADAMAS_CHECK(!fs::is_directory(p),
+        const fs::file_type type = file_type_of(p, ix);  // e.g. a name too long: an Error
+        ADAMAS_CHECK(type != fs::file_type::not_found,
+                     "{}: shard {} listed in the index is missing", ix, p.string());
+        ADAMAS_CHECK(type != fs::file_type::directory,
                      "{}: shard {} listed in the index is a directory, expected a file", ix,
                      p.string());
         paths.push_back(p);
       }
-    } else if (fs::exists(path / "model.safetensors")) {
+    } else if (file_type_of(path / "model.safetensors", "model directory") !=
+               fs::file_type::not_found) {
       paths.push_back(path / "model.safetensors");
     } else {
-      for (const auto& e : fs::directory_iterator(path))
-        if (e.path().extension() == ".safetensors") paths.push_back(e.path());
+      std::error_code ec;
+      for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().extension() == ".safetensors") paths.push_back(it->path());
+      ADAMAS_CHECK(!ec, "cannot list model directory {}: {}", path.string(), ec.message());
       ADAMAS_CHECK(paths.size() == 1,
                    "{}: expected model.safetensors, model.safetensors.index.json or a single "
                    "*.safetensors file, found {} .safetensors files",

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "model/json_depth.h"
 
 namespace adamas::model {
 
@@ -85,9 +86,17 @@ std::optional<std::string> config_token(const json& j, const char* key, std::str
 std::optional<int> model_vocab_size(const std::filesystem::path& config_json) {
   if (!std::filesystem::exists(config_json)) return std::nullopt;
   try {
-    const json j = json::parse(read_file(config_json));
-    if (j.is_object() && j.contains("vocab_size") && j["vocab_size"].is_number_integer())
-      return j["vocab_size"].get<int>();
+    const std::string text = read_file(config_json);
+    if (json_depth(text) > kMaxJsonDepth) return std::nullopt;
+    const json j = json::parse(text);
+    // Compared as 64 bits (get<int> would wrap 2^32 + 1 to 1); one that does not fit an int is
+    // the config loader's to report.
+    if (j.is_object() && j.contains("vocab_size") && j["vocab_size"].is_number_integer()) {
+      const json& v = j["vocab_size"];
+      if (v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(INT32_MAX)
+                                 : v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX)
+        return static_cast<int>(v.get<int64_t>());
+    }
   } catch (const std::exception&) {
   }
   return std::nullopt;
@@ -119,13 +128,7 @@ void Tokenizer::configure(const TokenizerConfig& config, std::string_view source
 }
 
 TokenizerConfig parse_tokenizer_config(std::string_view text, std::string_view source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", source, e.what()));
-  }
-  ADAMAS_CHECK(j.is_object(), "{}: expected a JSON object", source);
+  const json j = parse_json_object(text, source);
   TokenizerConfig c;
   c.add_bos_token = config_flag(j, "add_bos_token", source);
   c.add_eos_token = config_flag(j, "add_eos_token", source);

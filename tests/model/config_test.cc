@@ -214,5 +214,19 @@ TEST(Config, LoadsGenerationConfigEosIds) {
   EXPECT_THAT(test_error([&] { load_config(empty.path); }), HasSubstr("config.json not found"));
 }
 
+// Error messages quote the offending value with dump(), which recurses: 100000 nested arrays
+// overflowed the stack. Deeper than 128 levels is refused before parsing.
+TEST(Config, DeeplyNestedJsonIsRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_THAT(error_of(R"({"model_type":"llama","rope_theta":)" + deep + "}"),
+              AllOf(HasSubstr("cfg.json"), HasSubstr("nested deeper than 128 levels")));
+  // generation_config.json that is not JSON is ignored, nested too deep included.
+  TempDir dir;
+  write_text(dir.path / "config.json", tiny_config_json(TinySpec{}));
+  write_text(dir.path / "generation_config.json", R"({"eos_token_id":)" + deep + "}");
+  EXPECT_EQ(load_config(dir.path).eos_token_ids,
+            parse_config(tiny_config_json(TinySpec{})).eos_token_ids);
+}
+
 }  // namespace
 }  // namespace adamas::model::test

@@ -101,6 +101,21 @@ TEST(Safetensors, OverlapsDuplicatesEmptyNamesAndOverflowsAreRejected) {
               AllOf(HasSubstr("d.safetensors"), HasSubstr("is a directory")));
 }
 
+// nlohmann parses iteratively but dump() (quoted in error messages) and copies recurse: a header
+// of 100000 nested arrays overflowed the stack (seen with fuzz/safetensors_fuzz). Deeper than 128
+// levels (serde_json's limit, which the safetensors library parses with) is refused.
+TEST(Safetensors, DeeplyNestedHeadersAreRefused) {
+  auto nested = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_THAT(header_error(R"({"t":)" + nested(100000) + "}"),
+              AllOf(HasSubstr("bad.safetensors"), HasSubstr("corrupt safetensors header"),
+                    HasSubstr("nested deeper than 128 levels")));
+  // 128 levels in all: accepted ("__metadata__" keeps only its string values).
+  EXPECT_EQ(header_error(R"({"__metadata__":{"x":)" + nested(126) + R"(,"s":"[[[["}})"),
+            "<no exception>");
+  EXPECT_THAT(header_error(R"({"__metadata__":{"x":)" + nested(127) + "}}"),
+              HasSubstr("nested deeper than 128 levels"));
+}
+
 // Writes a safetensors file byte for byte: the header as given (no padding), then `data`.
 void write_raw_safetensors(const fs::path& path, const std::string& header,
                            const std::vector<uint8_t>& data) {
@@ -109,6 +124,18 @@ void write_raw_safetensors(const fs::path& path, const std::string& header,
   bytes += header;
   bytes.append(reinterpret_cast<const char*>(data.data()), data.size());
   write_text(path, bytes);
+}
+
+// An empty tensor may have huge other dimensions (the safetensors library accepts them too);
+// numel() multiplied them first and overflowed int64 (undefined behaviour).
+TEST(Safetensors, EmptyTensorsWithHugeDimensionsHaveNoElements) {
+  TempDir dir;
+  write_raw_safetensors(
+      dir.path / "e.safetensors",
+      R"({"t":{"dtype":"U8","shape":[4611686018427387904,2,0],"data_offsets":[0,0]}})", {});
+  SafetensorsFile f(dir.path / "e.safetensors");
+  EXPECT_EQ(f.tensors().at("t").numel(), 0);
+  EXPECT_EQ(f.tensors().at("t").bytes, 0u);
 }
 
 // The format does not require alignment (files with odd header lengths exist); such tensors are
@@ -265,6 +292,13 @@ TEST(Weights, ShardIndexMustMatchTheShards) {
               HasSubstr("duplicate key 'x' in 'weight_map'"));
   EXPECT_THAT(store_error(R"({"x":"sub"})"),
               AllOf(HasSubstr("shard"), HasSubstr("sub listed in the index is a directory")));
+  // A name the file system refuses is an adamas::Error naming the index, not a filesystem_error
+  // (found by fuzz/safetensors_index_fuzz).
+  EXPECT_THAT(store_error(R"({"x":")" + std::string(300, 'a') + R"(.safetensors"})"),
+              AllOf(HasSubstr("model.safetensors.index.json: cannot access"),
+                    HasSubstr("File name too long")));
+  EXPECT_THAT(store_error("[" + std::string(1000, '[') + "]"),
+              AllOf(HasSubstr("model.safetensors.index.json"), HasSubstr("nested deeper than")));
   fs::remove(dir.path / "model.safetensors.index.json");
   fs::create_directories(dir.path / "model.safetensors.index.json");
   EXPECT_THAT(test_error([&] { TensorStore s(dir.path); }),

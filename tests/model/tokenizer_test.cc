@@ -148,6 +148,52 @@ TEST(BpeTokenizer, UnsupportedPiecesAreNamed) {
               ::testing::HasSubstr("unsupported split pattern '\\w+'"));
 }
 
+// Token ids must be integers in [0, 2^24): 1e30 was converted to int32 with undefined behaviour
+// (found by fuzz/tokenizer_json_fuzz), 4294967296 wrapped silently to 0 and 2.5 was truncated.
+TEST(BpeTokenizer, TokenIdsMustBeIntegersInRange) {
+  auto with_vocab_id = [](const std::string& id) {
+    return test_error([&] {
+      parse_bpe(R"({"model":{"type":"BPE","vocab":{"a":)" + id + R"(},"merges":[]}})", "t.json");
+    });
+  };
+  for (const std::string bad : {"1e30", "-1e30", "4294967296", "2.5", "-1", "16777216", "\"7\""})
+    EXPECT_THAT(with_vocab_id(bad),
+                AllOf(::testing::HasSubstr("t.json: token 'a' has a bad id"),
+                      ::testing::HasSubstr("expected an integer in [0, 16777216)")))
+        << bad;
+  auto j = nlohmann::json::parse(small_bpe_json(kLlama3Pre, false));
+  j["added_tokens"][0]["id"] = 1e30;
+  EXPECT_THAT(test_error([&] { parse_bpe(j.dump(), "t.json"); }),
+              ::testing::HasSubstr("token '<|eot|>' has a bad id 1e+30"));
+}
+
+// An added token with empty content matched everywhere without advancing: encode never returned
+// (found by reading the code, confirmed with fuzz/tokenizer_json_fuzz). Hugging Face ignores such
+// tokens; so do we.
+TEST(BpeTokenizer, EmptyAddedTokensAreIgnored) {
+  auto j = nlohmann::json::parse(small_bpe_json(kLlama3Pre, false));
+  j["added_tokens"].push_back({{"id", 302}, {"content", ""}, {"special", true}});
+  auto tok = parse_bpe(j.dump(), "empty.json");
+  auto plain = parse_bpe(small_bpe_json(kLlama3Pre, false), "small.json");
+  EXPECT_EQ(tok->encode("a the<|eot|>b"), plain->encode("a the<|eot|>b"));
+  EXPECT_EQ(tok->vocab_size(), 302);
+}
+
+// Deeper than 128 levels (serde_json's limit, which Hugging Face's tokenizers parse with) is
+// refused: copies and dump() of such values recurse and overflowed the stack.
+TEST(BpeTokenizer, DeeplyNestedJsonIsRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_THAT(test_error([&] { parse_bpe(R"({"normalizer":)" + deep + "}", "t.json"); }),
+              ::testing::HasSubstr("t.json: not valid JSON: nested deeper than 128 levels"));
+  EXPECT_THAT(test_error([&] { parse_tokenizer_config(R"({"x":)" + deep + "}", "tc.json"); }),
+              ::testing::HasSubstr("tc.json: not valid JSON: nested deeper than 128 levels"));
+  // Brackets inside strings do not count.
+  auto j = nlohmann::json::parse(small_bpe_json(kLlama3Pre, false));
+  j["added_tokens"].push_back(
+      {{"id", 302}, {"content", std::string("\"\\") + std::string(1000, '[')}});
+  EXPECT_EQ(parse_bpe(j.dump(), "ok.json")->vocab_size(), 303);
+}
+
 TEST(TokenStreamer, EmitsCompleteCharactersOnly) {
   auto tok = parse_bpe(small_bpe_json(kLlama3Pre, false), "small.json");
   for (const auto& s : kAwkward) {
@@ -318,6 +364,11 @@ TEST(VocabSize, TokenizerWithIdsBeyondTheModelFailsAtLoad) {
   {  // a broken config.json is the model loader's to report
     const TempDir d;
     bpe_dir(d, "", "{not json");
+    EXPECT_EQ(load_tokenizer(d.path)->vocab_size(), 302);
+  }
+  {  // so is a vocab_size that does not fit an int (it was wrapped: 2^32 + 1 read as 1)
+    const TempDir d;
+    bpe_dir(d, "", R"({"model_type": "llama", "vocab_size": 4294967297})");
     EXPECT_EQ(load_tokenizer(d.path)->vocab_size(), 302);
   }
 }
