@@ -12,6 +12,8 @@ pkgs=(
   libsentencepiece-dev  # SentencePiece tokenizer.model (Llama 1/2, Mistral)
   libicu-dev            # Unicode categories + NFC for byte-level BPE pre-tokenization
   python3-numpy         # tools/model_check: peer-check checkpoints and numpy reference logits
+  clang libclang-rt-14-dev libomp-dev  # the sanitizer + libFuzzer build (preset asan, fuzz/)
+  clang-format          # scripts/check-format.sh
 )
 missing=()
 for p in "${pkgs[@]}"; do
