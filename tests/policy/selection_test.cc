@@ -324,6 +324,16 @@ TEST(Selection, DenseCasesAndEmptySequence) {
   empty.length = 0;
   HeadScratch s;
   EXPECT_THAT(error_message([&] { sparse->begin(empty, s); }), HasSubstr("empty sequence"));
+  // A dense task has no selection: its rows are null with count 0 (`adamas recall --policies
+  // full` offset the null data() of the empty indices, which clang's UBSan reports).
+  const auto full = make_policy(parse_policy("full"));
+  const std::vector<float> q2(32, 1.0f);
+  HeadScratch d;
+  full->begin(task_of(fc, 0, 0, 0, q2.data(), 2), d);
+  EXPECT_TRUE(d.dense);
+  ASSERT_EQ(d.counts.size(), 2u);
+  EXPECT_EQ(d.counts[1], 0);
+  EXPECT_EQ(d.row(1, 16), nullptr);
 }
 
 }  // namespace

@@ -72,7 +72,11 @@ struct HeadScratch {
   std::vector<int32_t> indices;     // [rows][budget]
   std::vector<int> counts;          // [rows]
   int rows() const { return shared ? 1 : static_cast<int>(counts.size()); }
-  const int32_t* row(int r, int budget) const { return indices.data() + size_t(r) * budget; }
+  // Row r of the selection; nullptr while there is none (a dense task before any sparse one),
+  // whose count is 0 (offsetting the empty vector's null data() is undefined behaviour).
+  const int32_t* row(int r, int budget) const {
+    return indices.empty() ? nullptr : indices.data() + size_t(r) * budget;
+  }
 };
 
 class SelectionPolicy {
