@@ -295,8 +295,9 @@ TEST(Attention, BadInputsThrowNamingTheProblem) {
                                                        {"ref", &ref::dense_decode_attention}};
   const std::pair<const char*, ScoresFn> score_fns[] = {{"fast", &key_scores},
                                                         {"ref", &ref::key_scores}};
-  for (const auto& [name, fn] : sparse_fns) {
-    SCOPED_TRACE(name);
+  for (const auto& entry : sparse_fns) {  // not [name, fn]: clang 14 cannot capture bindings
+    const auto fn = entry.second;
+    SCOPED_TRACE(entry.first);
     const int32_t past_end[] = {0, 3, 10};
     EXPECT_THAT(error_message([&] { fn(q.data(), 2, m.view(), past_end, 3, scale, out.data()); }),
                 AllOf(HasSubstr("index 10"), HasSubstr("outside"), HasSubstr("[0, 10)")));
@@ -312,8 +313,9 @@ TEST(Attention, BadInputsThrowNamingTheProblem) {
     EXPECT_THAT(error_message([&] { fn(q.data(), 0, m.view(), past_end, 1, scale, out.data()); }),
                 HasSubstr("nq = 0"));
   }
-  for (const auto& [name, fn] : dense_fns) {
-    SCOPED_TRACE(name);
+  for (const auto& entry : dense_fns) {  // not [name, fn]: clang 14 cannot capture bindings
+    const auto fn = entry.second;
+    SCOPED_TRACE(entry.first);
     PagedKV empty = m.view();
     empty.length = 0;
     EXPECT_THAT(error_message([&] { fn(q.data(), 2, empty, scale, out.data()); }),
@@ -323,8 +325,9 @@ TEST(Attention, BadInputsThrowNamingTheProblem) {
     EXPECT_THAT(error_message([&] { fn(q.data(), 2, negative, scale, out.data()); }),
                 HasSubstr("empty sequence"));
   }
-  for (const auto& [name, fn] : score_fns) {
-    SCOPED_TRACE(name);
+  for (const auto& entry : score_fns) {  // not [name, fn]: clang 14 cannot capture bindings
+    const auto fn = entry.second;
+    SCOPED_TRACE(entry.first);
     PagedKV empty = m.view();
     empty.length = 0;
     EXPECT_THAT(error_message([&] { fn(q.data(), 1, empty, scores.data(), 16); }),
