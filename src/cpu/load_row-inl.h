@@ -25,11 +25,17 @@ HWY_INLINE hn::Vec<DF> LoadRow(DF df, const std::byte* HWY_RESTRICT row, size_t 
   if constexpr (T == DType::kF32) {
     return hn::LoadU(df, reinterpret_cast<const float*>(row) + j);
   } else if constexpr (T == DType::kF16) {
-#if HWY_TARGET == HWY_SCALAR  // Highway 1.0.3's scalar PromoteTo reads f16 Inf/NaN as finite
-    return hn::Set(df, f16_to_f32(reinterpret_cast<const uint16_t*>(row)[j]));
-#endif
+#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+    // Highway 1.0.3's emulated PromoteTo (these targets, on compilers without native f16: GCC 13,
+    // clang 14) reads f16 Inf/NaN as finite numbers (Inf as 2^16·1.x): our exact conversion.
+    float lanes[4];  // EMU128: 16 bytes of f32 at most; SCALAR: 1
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(row) + j;
+    for (size_t i = 0; i < hn::Lanes(df); ++i) lanes[i] = f16_to_f32(h[i]);
+    return hn::LoadU(df, lanes);
+#else
     const hn::Rebind<hwy::float16_t, DF> dh;
     return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + j));
+#endif
   } else {
     const hn::Rebind<uint16_t, DF> d16;
     const hn::Rebind<uint32_t, DF> d32;
