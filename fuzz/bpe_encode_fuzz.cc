@@ -13,17 +13,13 @@
 namespace {
 
 using namespace adamas::model;
+using adamas::fuzz::must;
 using adamas::fuzz::valid_utf8;
 
 const Tokenizer& tokenizer() {
   static const std::unique_ptr<Tokenizer> tok =
       load_bpe(std::string(ADAMAS_FUZZ_DATA) + "/tiny_bpe_tokenizer.json");
   return *tok;
-}
-
-template <class F>
-void must(F&& body, const char* what) {
-  FUZZ_CHECK(adamas::fuzz::accepts(body), std::string(what) + " threw adamas::Error");
 }
 
 }  // namespace

@@ -134,4 +134,10 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
 
+// body() must not be refused: an input the API promises to take (a text to encode, ids to decode).
+template <class F>
+void must(F&& body, const char* what) {
+  FUZZ_CHECK(accepts(body), std::string(what) + " threw adamas::Error");
+}
+
 }  // namespace adamas::fuzz

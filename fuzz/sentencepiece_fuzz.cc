@@ -10,17 +10,13 @@
 namespace {
 
 using namespace adamas::model;
+using adamas::fuzz::must;
 using adamas::fuzz::valid_utf8;
 
 const Tokenizer& tokenizer() {
   static const std::unique_ptr<Tokenizer> tok =
       load_sentencepiece(std::string(ADAMAS_SOURCE_DIR) + "/models/adamas-tiny-8k/tokenizer.model");
   return *tok;
-}
-
-template <class F>
-void must(F&& body, const char* what) {
-  FUZZ_CHECK(adamas::fuzz::accepts(body), std::string(what) + " threw adamas::Error");
 }
 
 void decode_and_stream(const Tokenizer& tok, const std::vector<int32_t>& ids) {
