@@ -41,14 +41,8 @@ int run_generate(const GenerateOptions& o) {
   ro.cuda_graphs = !o.no_cuda_graphs;
   ro.gpu_f32_weights = o.gpu_f32_weights;
 
-  std::string prompt = o.prompt;
-  if (!o.prompt_file.empty()) {
-    std::ifstream in(o.prompt_file, std::ios::binary);
-    if (!in) throw Error(fmt::format("cannot read --prompt-file {}", o.prompt_file));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    prompt = ss.str();
-  }
+  const std::string prompt =
+      o.prompt_file.empty() ? o.prompt : read_input_file(o.prompt_file, "--prompt-file");
   // Opened before the work: a bad path fails now, and the file is written whole at the end.
   std::unique_ptr<ResultFile> json_out;
   if (!o.logits_json.empty())

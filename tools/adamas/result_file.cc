@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <sstream>
 #include <system_error>
 #include <utility>
 
@@ -46,6 +47,14 @@ void ResultFile::commit() {
     throw Error(fmt::format("{} {}: cannot move the result into place: {}", flag_, path_.string(),
                             ec.message()));
   committed_ = true;
+}
+
+std::string read_input_file(const fs::path& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{} {}: cannot read it", flag, path.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 void prepare_output_dir(const fs::path& dir, const std::string& flag) {

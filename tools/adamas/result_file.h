@@ -32,6 +32,9 @@ class ResultFile {
   bool committed_ = false;
 };
 
+// The whole of an input file named by `flag`, or adamas::Error naming both.
+std::string read_input_file(const std::filesystem::path& path, const std::string& flag);
+
 // Creates `dir` (and its parents) if needed, before any work; throws adamas::Error naming `flag`
 // when it cannot (a regular file in the way, no permission).
 void prepare_output_dir(const std::filesystem::path& dir, const std::string& flag);

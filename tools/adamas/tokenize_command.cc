@@ -24,14 +24,8 @@ struct TokenizeOptions {
 };
 
 int run_tokenize(const TokenizeOptions& o) {
-  std::string text = o.text;
-  if (!o.text_file.empty()) {
-    std::ifstream in(o.text_file, std::ios::binary);
-    if (!in) throw Error(fmt::format("--text-file {}: cannot read it", o.text_file));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
+  const std::string text =
+      o.text_file.empty() ? o.text : read_input_file(o.text_file, "--text-file");
   std::unique_ptr<ResultFile> out;
   if (!o.out.empty()) out = std::make_unique<ResultFile>(o.out, "--out");
   const auto tok = model::load_tokenizer(o.model);
