@@ -134,7 +134,7 @@ void BM_MatvecBf16(benchmark::State& state) {
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * rows * cols * 2);
 }
-BENCHMARK(BM_MatvecBf16)->Arg(1)->Arg(4)->Arg(16)->UseRealTime();
+BENCHMARK(BM_MatvecBf16)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->UseRealTime();
 
 }  // namespace
 }  // namespace adamas

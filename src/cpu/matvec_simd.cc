@@ -1,5 +1,5 @@
 // y = x · Wᵀ for a few rows x (core/matvec.h), Highway SIMD with run-time dispatch. Each weight
-// row is streamed once and converted to fp32 in registers; blocks of 2 weight rows × up to 4 x
+// row is streamed once and converted to fp32 in registers; blocks of 4 weight rows × up to 4 x
 // rows share each loaded vector (more x rows re-read the weight rows from L1, not from memory).
 #include <algorithm>
 
@@ -21,9 +21,12 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
+// Weight rows per block for n ≥ 2: 4 rows × 4 x rows = 16 accumulators, 8 loads per 16 FMAs.
+// (2 × 4 was 1.5-1.9× slower at n = 2..16 on the 2-core VM: 14336×4096 bf16, n = 16 9.8 vs
+// 18.4 ms, there at the FMA peak.)
+constexpr int kMaxR = 4;
 
-// R weight rows against G rows of x: R·G dot products, each loaded vector used R or G times
-// (2 × 4 blocks: 6 loads per 8 multiply-adds, against 5 per 4 with one weight row).
+// R weight rows against G rows of x: R·G dot products, each loaded vector used R or G times.
 template <DType T, int R, int G>
 HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, int cols, const std::byte* const* w,
                          float (*out)[4]) {
@@ -53,7 +56,7 @@ HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, int cols, const std::byte*
     }
 }
 
-// DotBlock with R and G as run-time values (R ≤ 2, G ≤ 4).
+// DotBlock with G as a run-time value (G ≤ 4).
 template <DType T, int R>
 HWY_INLINE void DotBlockG(int g, const float* x, int cols, const std::byte* const* w,
                           float (*out)[4]) {
@@ -73,15 +76,17 @@ template <DType T>
 void MatvecT(const float* x, int n, int cols, const void* W, int r0, int r1, float* y,
              size_t y_stride) {
   const size_t row_bytes = size_t(cols) * dtype_size(T);
-  float tmp[2][4];
+  float tmp[kMaxR][4];
   for (int r = r0; r < r1;) {
     // One row at a time for n = 1: two weight streams measured slower there (26.6 vs 22.7 GB/s).
-    const int R = n >= 2 ? std::min(2, r1 - r) : 1;
-    const std::byte* w[2];
+    const int R = n == 1 ? 1 : r1 - r >= kMaxR ? kMaxR : r1 - r >= 2 ? 2 : 1;
+    const std::byte* w[kMaxR];
     for (int k = 0; k < R; ++k) w[k] = static_cast<const std::byte*>(W) + size_t(r + k) * row_bytes;
     for (int i = 0; i < n;) {
       const int g = std::min(4, n - i);
-      if (R == 2) {
+      if (R == kMaxR) {
+        DotBlockG<T, kMaxR>(g, x + size_t(i) * cols, cols, w, tmp);
+      } else if (R == 2) {
         DotBlockG<T, 2>(g, x + size_t(i) * cols, cols, w, tmp);
       } else {
         DotBlockG<T, 1>(g, x + size_t(i) * cols, cols, w, tmp);

@@ -64,8 +64,12 @@ void linear(const float* x, int n, const Matrix& W, const float* bias, float* y,
   ADAMAS_CHECK(n >= 0 && W.data != nullptr, "linear: bad arguments (n = {})", n);
   if (n == 0) return;
   const int rows = W.rows, cols = W.cols;
-  threads = resolve_threads(threads, double(n) * rows * cols);
   if (n <= kMatvecMaxRows) {  // decode: stream the weights once, converted in registers
+    // Memory-bound: every 128 KiB of weights is worth a thread (one core alone reads ~60% of
+    // the host's bandwidth; a 512×512 bf16 q projection went from 1 thread to 2).
+    const double bytes = double(rows) * cols * dtype_size(W.dtype);
+    threads = std::clamp(static_cast<int>(bytes / (128 << 10)), 1,
+                         threads > 0 ? threads : omp_get_max_threads());
     const int block = std::clamp(rows / (8 * threads), 16, 1024) / 16 * 16;
     const int blocks = (rows + block - 1) / block;
     parallel_for(blocks, threads, [&](int b) {
@@ -77,6 +81,7 @@ void linear(const float* x, int n, const Matrix& W, const float* bias, float* y,
     });
     return;
   }
+  threads = resolve_threads(threads, double(n) * rows * cols);
   blas_single_threaded();
   // Enough blocks to balance the threads, each large enough for sgemm to be efficient.
   int block = std::clamp(rows / (4 * threads), 16, 512);

@@ -17,7 +17,7 @@ TEST(Matvec, MatchesReferenceOnEveryTarget) {
   for_each_target([&](int64_t) {
     for (DType t : {DType::kF32, DType::kF16, DType::kBF16}) {
       for (int cols : {1, 7, 16, 33, 130, 1027}) {
-        for (int n : {1, 3, 4, 5, 16}) {
+        for (int n : {1, 2, 3, 4, 5, 7, 8, 16}) {
           SCOPED_TRACE(testing::Message() << dtype_name(t) << " cols " << cols << " n " << n);
           const int rows = random_int(g, 1, 40);
           const int r0 = random_int(g, 0, rows - 1), r1 = random_int(g, r0, rows);

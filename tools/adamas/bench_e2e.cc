@@ -156,15 +156,23 @@ void print_header(std::FILE* out, const BenchE2ePlan& plan, const BenchE2eResult
   fmt::print(out, "adamas bench-e2e: {} ({})\n", r.model_dir, c.describe());
   fmt::print(out,
              "{}; weights {} as run ({:.1f} MB read per step); KV {}; page {}; prefill chunk {}; "
-             "{} warm-up + {} timed decode steps (median); copy bandwidth {:.1f} GB/s\n",
+             "{} warm-up + {} timed decode steps (median)\n",
              plan.device_line, r.weights_dtype,
              decode_weight_bytes(model, plan.device, o.gpu_f32_weights) / 1e6, r.kv_dtype,
-             o.page_size, plan.prefill_chunk, kWarmupSteps, o.decode_steps, r.copy_gbps);
+             o.page_size, plan.prefill_chunk, kWarmupSteps, o.decode_steps);
+  if (plan.device == model::Device::kCpu)
+    fmt::print(out,
+               "measured now: read-only {:.1f} GB/s, copy {:.1f} GB/s (read + write), sgemm {:.0f} "
+               "GFLOP/s; the floor uses the read-only bandwidth\n",
+               r.read_gbps, r.copy_gbps, r.sgemm_gflops);
+  else
+    fmt::print(out, "measured now: device copy {:.1f} GB/s (read + write), used by the floor\n",
+               r.copy_gbps);
   fmt::print(out, "policies:");
   for (const auto& p : plan.policies) fmt::print(out, " {} = {};", p.label, p.config.describe());
   fmt::print(
       out,
-      "\nbyte floor of a decode step = (W + KV) / copy bandwidth, where\n"
+      "\nbyte floor of a decode step = (W + KV) / the bandwidth above, where\n"
       "  W  = weight bytes read once per step: the layers' q,k,v,o,gate,up,down + final norm "
       "+ lm_head, in the dtype the device runs (f32 checkpoints run in bf16 on cuda unless "
       "--gpu-f32-weights)\n"
@@ -176,17 +184,20 @@ void print_header(std::FILE* out, const BenchE2ePlan& plan, const BenchE2eResult
       "       oracle: L kv_heads d s + min(budget, L) n d 2 s;  quest: 2 ceil(L/page) "
       "kv_heads d 4 + min(budget, L) n d 2 s;  streaming: min(budget, L) kv_heads d 2 s\n"
       "prefill TFLOP/s: 2 x layer matrix parameters per token + causal attention "
-      "4 d heads (position + 1) per token and layer + the LM head for the last token\n\n");
-  fmt::print(out, "{:>5} {:>8} {:<26} {:>13} {:>8} {:>14} {:>9} {:>9} {:>7} {:>8}\n", "batch",
-             "context", "policy", "prefill tok/s", "TFLOP/s", "decode ms/step", "tok/s", "floor ms",
-             "xfloor", "speedup");
+      "4 d heads (position + 1) per token and layer + the LM head for the last token{}\n\n",
+      plan.device == model::Device::kCpu ? "; x sgemm = prefill FLOP/s / the sgemm rate" : "");
+  fmt::print(out, "{:>5} {:>8} {:<26} {:>13} {:>8} {:>7} {:>14} {:>9} {:>9} {:>7} {:>8}\n",
+             "batch", "context", "policy", "prefill tok/s", "TFLOP/s", "x sgemm", "decode ms/step",
+             "tok/s", "floor ms", "xfloor", "speedup");
 }
 
 void print_row(std::FILE* out, const BenchE2eRow& w) {
   if (out == nullptr) return;
   fmt::print(out,
-             "{:>5} {:>8} {:<26} {:>13.0f} {:>8.3f} {:>14.3f} {:>9.1f} {:>9.3f} {:>6.2f}x {:>8}\n",
+             "{:>5} {:>8} {:<26} {:>13.0f} {:>8.3f} {:>7} {:>14.3f} {:>9.1f} {:>9.3f} {:>6.2f}x "
+             "{:>8}\n",
              w.batch, w.context, w.policy.substr(0, 26), w.prefill_tok_s, w.prefill_tflops,
+             w.prefill_x_sgemm > 0 ? fmt::format("{:.2f}", w.prefill_x_sgemm) : std::string("-"),
              w.decode_ms, w.decode_tok_s, w.floor_ms, w.x_floor,
              w.speedup > 0 ? fmt::format("{:.2f}x", w.speedup) : std::string("-"));
   if (w.profiled)
@@ -199,7 +210,7 @@ constexpr const char* kCsvHeader =
     "date,device,model,model_shape,weights_dtype,kv_dtype,copy_gbps,batch,context,policy,budget,"
     "dense_layers,prefill_tok_s,prefill_tflops,decode_ms,decode_tok_s,floor_ms,x_floor,"
     "speedup_vs_full,weight_bytes,kv_bytes,profile_products_ms,profile_attention_ms,"
-    "profile_other_ms\n";
+    "profile_other_ms,read_gbps,floor_gbps,sgemm_gflops,prefill_x_sgemm\n";
 
 std::string profiled(const BenchE2eRow& w, double ms) {
   return w.profiled ? fmt::format("{:.6g}", ms) : std::string();
@@ -208,17 +219,20 @@ std::string profiled(const BenchE2eRow& w, double ms) {
 std::string csv_line(const BenchE2eResult& r, const BenchE2eRow& w) {
   return fmt::format(
       "{},{},{},{},{},{},{:.2f},{},{},{},{},{},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{:.6g},{},{:.0f},"
-      "{:.0f},{},{},{}\n",
+      "{:.0f},{},{},{},{},{:.2f},{},{}\n",
       r.date, r.device, eval::csv_quote(r.model_dir), r.model_shape, r.weights_dtype, r.kv_dtype,
       r.copy_gbps, w.batch, w.context, eval::csv_quote(w.policy), w.budget, w.dense_layers,
       w.prefill_tok_s, w.prefill_tflops, w.decode_ms, w.decode_tok_s, w.floor_ms, w.x_floor,
       w.speedup > 0 ? fmt::format("{:.6g}", w.speedup) : std::string(), w.weight_bytes, w.kv_bytes,
-      profiled(w, w.products_ms), profiled(w, w.attention_ms), profiled(w, w.other_ms));
+      profiled(w, w.products_ms), profiled(w, w.attention_ms), profiled(w, w.other_ms),
+      r.read_gbps > 0 ? fmt::format("{:.2f}", r.read_gbps) : std::string(), r.floor_gbps,
+      r.sgemm_gflops > 0 ? fmt::format("{:.1f}", r.sgemm_gflops) : std::string(),
+      w.prefill_x_sgemm > 0 ? fmt::format("{:.3f}", w.prefill_x_sgemm) : std::string());
 }
 
 // Rows of one (context, batch) point: one prefill, then every policy decodes from it.
 std::vector<BenchE2eRow> run_point(const model::LlamaModel& model, const BenchE2ePlan& plan,
-                                   double copy_gbps, int context, int batch) {
+                                   const BenchE2eResult& r, int context, int batch) {
   const auto& c = model.config();
   const auto& o = plan.options;
   const int steps = kWarmupSteps + o.decode_steps;
@@ -289,6 +303,7 @@ std::vector<BenchE2eRow> run_point(const model::LlamaModel& model, const BenchE2
     w.dense_layers = p.config.dense_layers;
     w.prefill_tok_s = context / prefill_s;
     w.prefill_tflops = prefill_flops(model, context) / prefill_s / 1e12;
+    if (r.sgemm_gflops > 0) w.prefill_x_sgemm = w.prefill_tflops * 1e3 / r.sgemm_gflops;
     w.decode_ms = median(ms);
     if (const model::StepProfile after = session.step_profile(); after.steps > before.steps) {
       const double n = after.steps - before.steps;
@@ -305,7 +320,7 @@ std::vector<BenchE2eRow> run_point(const model::LlamaModel& model, const BenchE2
           decode_kv_bytes(c, p.config, context + kWarmupSteps + i + 1, plan.kv_dtype, o.page_size);
     w.weight_bytes = weight_bytes;
     w.kv_bytes = batch * kv / o.decode_steps;
-    w.floor_ms = (w.weight_bytes + w.kv_bytes) / (copy_gbps * 1e9) * 1e3;
+    w.floor_ms = (w.weight_bytes + w.kv_bytes) / (r.floor_gbps * 1e9) * 1e3;
     w.x_floor = w.decode_ms / w.floor_ms;
     rows.push_back(w);
   }
@@ -482,11 +497,17 @@ BenchE2eResult run_bench_e2e(const BenchE2eOptions& options, std::FILE* table) {
   r.model_shape = shape_summary(c);
   r.weights_dtype =
       std::string(dtype_name(run_dtype(model->weights().dtype, plan.device, o.gpu_f32_weights)));
-  fmt::print(stderr, "measuring the {} copy bandwidth ...\n", r.device);
-  r.copy_gbps = plan.device == model::Device::kCpu && o.threads > 0
-                    ? model::host_copy_bandwidth_gbps(o.threads)
-                    : model::copy_bandwidth_gbps(plan.device);
-  if (!(r.copy_gbps > 0)) fail("the copy bandwidth could not be measured (buffers not mapped)");
+  fmt::print(stderr, "measuring the {} bandwidth ...\n", r.device);
+  if (plan.device == model::Device::kCpu) {
+    r.copy_gbps = model::host_copy_bandwidth_gbps(o.threads);
+    r.read_gbps = model::host_read_bandwidth_gbps(o.threads);
+    r.floor_gbps = r.read_gbps;
+    r.sgemm_gflops = model::host_sgemm_gflops(o.threads);
+  } else {
+    r.copy_gbps = model::copy_bandwidth_gbps(plan.device);
+    r.floor_gbps = r.copy_gbps;
+  }
+  if (!(r.floor_gbps > 0)) fail("the memory bandwidth could not be measured (buffers not mapped)");
   print_header(table, plan, r, *model);
   csv << kCsvHeader;
 
@@ -502,7 +523,7 @@ BenchE2eResult run_bench_e2e(const BenchE2eOptions& options, std::FILE* table) {
         if (table != nullptr) fmt::print(table, "skipped {}\n", r.skipped.back());
         continue;
       }
-      for (const BenchE2eRow& w : run_point(*model, plan, r.copy_gbps, context, batch)) {
+      for (const BenchE2eRow& w : run_point(*model, plan, r, context, batch)) {
         print_row(table, w);
         csv << csv_line(r, w);
         r.rows.push_back(w);

@@ -93,10 +93,11 @@ struct BenchE2eRow {
   int budget = 0;      // 0: full attention
   int dense_layers = 0;
   double prefill_tok_s = 0, prefill_tflops = 0;  // of batch entry 0 (same on every policy's row)
+  double prefill_x_sgemm = 0;                    // cpu: prefill FLOP/s / the host's sgemm rate
   double decode_ms = 0;                          // median step over all sequences
   double decode_tok_s = 0;                       // batch / step
   double weight_bytes = 0, kv_bytes = 0;         // per step (kv: mean over the timed steps)
-  double floor_ms = 0;                           // (weight + kv bytes) / copy bandwidth
+  double floor_ms = 0;                           // (weight + kv bytes) / floor bandwidth
   double x_floor = 0;                            // decode_ms / floor_ms
   double speedup = 0;  // the full row's decode_ms / this one's; 0 without a full row
   // With --profile (cuda): device ms per timed step in the products, attention and the rest.
@@ -109,7 +110,12 @@ struct BenchE2eResult {
   std::string device;
   std::string model_dir, model_shape;
   std::string weights_dtype, kv_dtype;
-  double copy_gbps = 0;
+  double copy_gbps = 0;  // bytes read + written per second (memcpy, cudaMemcpy device to device)
+  // The floor's bandwidth: on the CPU the read-only one (a sum over 512 MiB: a decode step only
+  // reads, and a memcpy's reads + writes overstate what reads alone reach there); on CUDA the copy.
+  double read_gbps = 0;      // cpu only
+  double floor_gbps = 0;
+  double sgemm_gflops = 0;   // cpu only: the host's fp32 GEMM rate, prefill's ceiling
   std::vector<BenchE2eRow> rows;
   std::vector<std::string> skipped;  // points left out (--max-kv-gib), with why
 };

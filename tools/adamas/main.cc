@@ -9,6 +9,7 @@
 #include "adamas/common/error.h"
 #include "bench_command.h"
 #include "bench_e2e_command.h"
+#include "bench_matvec_command.h"
 #include "demo_command.h"
 #include "eval_command.h"
 #include "generate_command.h"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   adamas::cli::add_demo_command(app, status);
   adamas::cli::add_bench_command(app, status);
   adamas::cli::add_bench_e2e_command(app, status);
+  adamas::cli::add_bench_matvec_command(app, status);
   adamas::cli::add_recall_command(app, status);
   adamas::cli::add_eval_command(app, status);
   adamas::cli::add_generate_command(app, status);

@@ -1,4 +1,4 @@
-// Memory bandwidth of the host, measured now (src/runtime/bandwidth.cc): the ceilings that
+// Memory bandwidth and GEMM rate of the host, measured now (src/runtime/bandwidth.cc): the ceilings that
 // benchmarks compare decode steps against. model::copy_bandwidth_gbps(Device) (llama.h) is the
 // per-device entry point; these are its CPU side, with the thread count explicit.
 #pragma once
@@ -11,5 +11,8 @@ double host_copy_bandwidth_gbps(int threads);
 // Read-only: a sum over a 512 MiB buffer split over `threads` (the ceiling of a kernel that only
 // reads, like decode attention), best of 5. GB/s.
 double host_read_bandwidth_gbps(int threads);
+// The host's fp32 GEMM rate as the CPU prefill uses it: every thread runs single-threaded OpenBLAS
+// sgemm on its own block (a 256-token chunk × 2048 × 2048), best of 3. GFLOP/s (1e9).
+double host_sgemm_gflops(int threads);
 
 }  // namespace adamas::model
