@@ -156,8 +156,7 @@ void WeightedValuesGroup(const float* HWY_RESTRICT p, size_t p_stride, const Pag
           if constexpr (kMaxJ >= 8) WeightedBlock<T, HN, 8>(p, p_stride, rows, at, k, j0, d, out);
           break;
         default:
-          if constexpr (kMaxJ >= 16)
-            WeightedBlock<T, HN, 16>(p, p_stride, rows, at, k, j0, d, out);
+          if constexpr (kMaxJ >= 16) WeightedBlock<T, HN, 16>(p, p_stride, rows, at, k, j0, d, out);
           break;
       }
     }

@@ -11,6 +11,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/matvec_simd.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "cpu/load_row-inl.h"
 // clang-format on
@@ -25,6 +26,10 @@ using VF = hn::Vec<DF>;
 // (2 × 4 was 1.5-1.9× slower at n = 2..16 on the 2-core VM: 14336×4096 bf16, n = 16 9.8 vs
 // 18.4 ms, there at the FMA peak.)
 constexpr int kMaxR = 4;
+#ifndef PF
+#define PF 4096
+#endif
+constexpr size_t kPrefetchBytes = PF;
 
 // R weight rows against G rows of x: R·G dot products, each loaded vector used R or G times.
 template <DType T, int R, int G>
@@ -82,6 +87,14 @@ void MatvecT(const float* x, int n, int cols, const void* W, int r0, int r1, flo
     const int R = n == 1 ? 1 : r1 - r >= kMaxR ? kMaxR : r1 - r >= 2 ? 2 : 1;
     const std::byte* w[kMaxR];
     for (int k = 0; k < R; ++k) w[k] = static_cast<const std::byte*>(W) + size_t(r + k) * row_bytes;
+    // Software prefetch kPrefetchBytes ahead of the stream (the hardware prefetcher ramps up
+    // slowly at the start of each thread's block).
+    if (n >= 2) {
+      const std::byte* end = static_cast<const std::byte*>(W) + size_t(r1) * row_bytes;
+      const std::byte* from = w[0] + kPrefetchBytes;
+      for (const std::byte* a = from; a < std::min(from + R * row_bytes, end); a += 64)
+        hwy::Prefetch(a);
+    }
     for (int i = 0; i < n;) {
       const int g = std::min(4, n - i);
       if (R == kMaxR) {

@@ -122,9 +122,10 @@ void CpuSession::forward_layer(int layer, int n, const int32_t* positions, Buffe
   const int D = c.hidden_size, T = options_.threads;
   auto bias = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
   rms_norm(b.x.data(), w.attn_norm.data(), n, D, c.rms_norm_eps, b.xn.data());
-  linear(b.xn.data(), n, w.q, bias(w.q_bias), b.q.data(), T);
-  linear(b.xn.data(), n, w.k, bias(w.k_bias), b.k.data(), T);
-  linear(b.xn.data(), n, w.v, bias(w.v_bias), b.v.data(), T);
+  const Product qkv[] = {{&w.q, bias(w.q_bias), b.q.data()},
+                         {&w.k, bias(w.k_bias), b.k.data()},
+                         {&w.v, bias(w.v_bias), b.v.data()}};
+  linear_group(b.xn.data(), n, qkv, T);
   apply_rope(b.q.data(), n, c.num_heads, c.head_dim, positions, model_.inv_freq().data());
   apply_rope(b.k.data(), n, c.num_kv_heads, c.head_dim, positions, model_.inv_freq().data());
   attend(b.q.data(), b.att.data());  // appends b.k / b.v to the cache, then attends
@@ -132,8 +133,9 @@ void CpuSession::forward_layer(int layer, int n, const int32_t* positions, Buffe
   const size_t nd = size_t(n) * D;
   for (size_t i = 0; i < nd; ++i) b.x[i] += b.tmp[i];
   rms_norm(b.x.data(), w.mlp_norm.data(), n, D, c.rms_norm_eps, b.xn.data());
-  linear(b.xn.data(), n, w.gate, bias(w.gate_bias), b.gate.data(), T);
-  linear(b.xn.data(), n, w.up, bias(w.up_bias), b.up.data(), T);
+  const Product gate_up[] = {{&w.gate, bias(w.gate_bias), b.gate.data()},
+                             {&w.up, bias(w.up_bias), b.up.data()}};
+  linear_group(b.xn.data(), n, gate_up, T);
   swiglu(b.gate.data(), b.up.data(), size_t(n) * c.intermediate_size);
   linear(b.gate.data(), n, w.down, bias(w.down_bias), b.tmp.data(), T);
   for (size_t i = 0; i < nd; ++i) b.x[i] += b.tmp[i];

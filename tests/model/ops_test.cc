@@ -8,6 +8,7 @@
 #include <random>
 
 #include "adamas/cache/paged_kv_cache.h"
+#include "adamas/core/matvec.h"
 #include "model_test_util.h"
 
 namespace adamas::model::test {
@@ -54,6 +55,59 @@ TEST(Ops, LinearMatchesNaiveForEveryDtypeBatchAndThreadCount) {
       }
     }
   }
+}
+
+// Several matrices of one x (q, k, v): large enough for several threads, split at byte
+// positions that fall inside and between matrices, mixed dtypes, a 1-row matrix, the prefill path.
+TEST(Ops, LinearGroupMatchesLinearOnEveryThreadSplit) {
+  std::mt19937 g(11);
+  const int cols = 203;
+  struct Spec {
+    int rows;
+    DType dt;
+  };
+  const Spec specs[] = {
+      {701, DType::kBF16}, {1, DType::kF32}, {333, DType::kF16}, {64, DType::kF32}};
+  std::vector<std::vector<uint8_t>> stored;
+  std::vector<Matrix> mats;
+  std::vector<std::vector<float>> biases;
+  for (const Spec& sp : specs) {
+    const auto w = randn(g, size_t(sp.rows) * cols);
+    stored.emplace_back(w.size() * dtype_size(sp.dt));
+    convert_from_f32(w.data(), stored.back().data(), sp.dt, w.size());
+    biases.push_back(randn(g, sp.rows));
+  }
+  for (size_t m = 0; m < stored.size(); ++m)
+    mats.push_back(Matrix{stored[m].data(), specs[m].dt, specs[m].rows, cols});
+  for (int n : {1, 2, 5, 16, 17}) {
+    const auto x = randn(g, size_t(n) * cols);
+    for (int threads : {1, 2, 3, 7}) {
+      std::vector<std::vector<float>> got, want;
+      std::vector<Product> products;
+      for (size_t m = 0; m < mats.size(); ++m) {
+        got.emplace_back(size_t(n) * mats[m].rows, -1.f);
+        want.emplace_back(size_t(n) * mats[m].rows);
+        linear(x.data(), n, mats[m], m % 2 ? nullptr : biases[m].data(), want[m].data(), 1);
+      }
+      for (size_t m = 0; m < mats.size(); ++m)
+        products.push_back({&mats[m], m % 2 ? nullptr : biases[m].data(), got[m].data()});
+      linear_group(x.data(), n, products, threads);
+      for (size_t m = 0; m < mats.size(); ++m) {
+        // The matvec path sums each output in one fixed order, whatever the split; sgemm's
+        // blocking (prefill, n > 16) depends on the thread count.
+        if (n <= kMatvecMaxRows) {
+          EXPECT_EQ(got[m], want[m]) << "matrix " << m << " n=" << n << " threads=" << threads;
+        } else {
+          const std::vector<double> ref(want[m].begin(), want[m].end());
+          EXPECT_LT(max_rel(got[m], ref), 1e-5) << "matrix " << m << " threads=" << threads;
+        }
+      }
+    }
+  }
+  const Matrix narrow{stored[0].data(), DType::kBF16, 10, cols - 1};
+  std::vector<float> y(10);
+  const Product mismatched[] = {{&mats[0], nullptr, y.data()}, {&narrow, nullptr, y.data()}};
+  EXPECT_THROW(linear_group(std::vector<float>(cols).data(), 1, mismatched, 2), Error);
 }
 
 TEST(Ops, RmsNorm) {

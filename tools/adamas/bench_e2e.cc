@@ -186,9 +186,9 @@ void print_header(std::FILE* out, const BenchE2ePlan& plan, const BenchE2eResult
       "prefill TFLOP/s: 2 x layer matrix parameters per token + causal attention "
       "4 d heads (position + 1) per token and layer + the LM head for the last token{}\n\n",
       plan.device == model::Device::kCpu ? "; x sgemm = prefill FLOP/s / the sgemm rate" : "");
-  fmt::print(out, "{:>5} {:>8} {:<26} {:>13} {:>8} {:>7} {:>14} {:>9} {:>9} {:>7} {:>8}\n",
-             "batch", "context", "policy", "prefill tok/s", "TFLOP/s", "x sgemm", "decode ms/step",
-             "tok/s", "floor ms", "xfloor", "speedup");
+  fmt::print(out, "{:>5} {:>8} {:<26} {:>13} {:>8} {:>7} {:>14} {:>9} {:>9} {:>7} {:>8}\n", "batch",
+             "context", "policy", "prefill tok/s", "TFLOP/s", "x sgemm", "decode ms/step", "tok/s",
+             "floor ms", "xfloor", "speedup");
 }
 
 void print_row(std::FILE* out, const BenchE2eRow& w) {

@@ -113,9 +113,9 @@ struct BenchE2eResult {
   double copy_gbps = 0;  // bytes read + written per second (memcpy, cudaMemcpy device to device)
   // The floor's bandwidth: on the CPU the read-only one (a sum over 512 MiB: a decode step only
   // reads, and a memcpy's reads + writes overstate what reads alone reach there); on CUDA the copy.
-  double read_gbps = 0;      // cpu only
+  double read_gbps = 0;  // cpu only
   double floor_gbps = 0;
-  double sgemm_gflops = 0;   // cpu only: the host's fp32 GEMM rate, prefill's ceiling
+  double sgemm_gflops = 0;  // cpu only: the host's fp32 GEMM rate, prefill's ceiling
   std::vector<BenchE2eRow> rows;
   std::vector<std::string> skipped;  // points left out (--max-kv-gib), with why
 };

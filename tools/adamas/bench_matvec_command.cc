@@ -39,8 +39,9 @@ struct Shape {
 std::vector<Shape> decode_shapes(const model::ModelConfig& c) {
   const int L = c.num_layers, h = c.hidden_size, q = c.num_heads * c.head_dim,
             kv = c.num_kv_heads * c.head_dim, ff = c.intermediate_size;
-  return {{"q", q, h, L},          {"k, v", kv, h, 2 * L},    {"o", h, q, L},
-          {"gate, up", ff, h, 2 * L}, {"down", h, ff, L}, {"lm_head", c.vocab_size, h, 1}};
+  return {{"q", q, h, L},     {"k, v", kv, h, 2 * L},
+          {"o", h, q, L},     {"gate, up", ff, h, 2 * L},
+          {"down", h, ff, L}, {"lm_head", c.vocab_size, h, 1}};
 }
 
 // Llama-3.2-1B, the default when no --model is given.
@@ -126,9 +127,10 @@ double time_calls(ColdCopies& w, int reps, F&& f) {
 void validate(const BenchMatvecOptions& o) {
   for (int n : o.rows)
     if (n < 1 || n > kMatvecMaxRows)
-      throw Error(fmt::format("--rows: each value must be in [1, {}] (decode batches; larger "
-                              "products go to sgemm), got {}",
-                              kMatvecMaxRows, n));
+      throw Error(
+          fmt::format("--rows: each value must be in [1, {}] (decode batches; larger "
+                      "products go to sgemm), got {}",
+                      kMatvecMaxRows, n));
   for (const std::string& d : o.dtypes)
     if (d != "f32" && d != "f16" && d != "bf16")
       throw Error(fmt::format("--dtypes: unknown dtype '{}': expected f32, f16 or bf16", d));
@@ -180,10 +182,12 @@ int run_bench_matvec(const BenchMatvecOptions& o) {
   const int impls = static_cast<int>(o.dtypes.size()) + (o.peer ? 1 : 0);
   Progress progress("matvec", int64_t{impls} * shapes.size() * o.rows.size());
   int64_t done = 0;
-  std::vector<float> x(size_t(kMatvecMaxRows) * std::max(config.hidden_size, config.intermediate_size));
+  std::vector<float> x(size_t(kMatvecMaxRows) *
+                       std::max(config.hidden_size, config.intermediate_size));
   std::normal_distribution<float> normal;
   for (float& v : x) v = normal(rng);
-  std::vector<float> y(size_t(kMatvecMaxRows) * std::max(config.vocab_size, config.intermediate_size));
+  std::vector<float> y(size_t(kMatvecMaxRows) *
+                       std::max(config.vocab_size, config.intermediate_size));
   size_t largest = 0;
   for (const Shape& s : shapes) largest = std::max(largest, size_t(s.rows) * s.cols * 4);
   ColdCopies w(largest);

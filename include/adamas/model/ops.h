@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "adamas/cache/paged_kv_cache.h"
@@ -16,6 +17,18 @@ namespace adamas::model {
 // SIMD matvec (core/matvec.h), which reads each weight once in its own dtype. More (prefill): BLAS
 // sgemm, f16/bf16 weights converted to fp32 one block at a time (no fp32 copy of the model).
 void linear(const float* x, int n, const Matrix& W, const float* bias, float* y, int threads = 0);
+
+// One product of linear_group: y = x · Wᵀ (+ bias).
+struct Product {
+  const Matrix* W;
+  const float* bias;  // may be null
+  float* y;
+};
+// linear() for several matrices of the same x (q, k, v; gate, up). For a decode step (n ≤
+// kMatvecMaxRows) the matrices are one row space split over the threads in contiguous, equal
+// byte ranges: one parallel region and one long weight stream per thread instead of one region
+// per matrix (what small models' decode steps were waiting on). Every W has x's width.
+void linear_group(const float* x, int n, std::span<const Product> products, int threads = 0);
 
 // y = x / sqrt(mean(x²) + eps) · weight, per row of `dim` (y may alias x).
 void rms_norm(const float* x, const float* weight, int n, int dim, float eps, float* y);

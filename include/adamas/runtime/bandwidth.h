@@ -1,5 +1,5 @@
-// Memory bandwidth and GEMM rate of the host, measured now (src/runtime/bandwidth.cc): the ceilings that
-// benchmarks compare decode steps against. model::copy_bandwidth_gbps(Device) (llama.h) is the
+// Memory bandwidth and GEMM rate of the host, measured now (src/runtime/bandwidth.cc): the ceilings
+// that benchmarks compare decode steps against. model::copy_bandwidth_gbps(Device) (llama.h) is the
 // per-device entry point; these are its CPU side, with the thread count explicit.
 #pragma once
 
