@@ -75,10 +75,13 @@ void linear_group(const float* x, int n, std::span<const Product> products, int 
                  p.W->cols);
     total += double(p.W->rows) * cols * dtype_size(p.W->dtype);
   }
-  // Memory-bound: every 128 KiB of weights is worth a thread. Each thread reads one contiguous
-  // byte range of the matrices laid end to end (static halves beat 16 dynamic blocks on the
-  // 2-core VM: a small model's products 27 -> 40 GB/s; the prefetchers follow one long stream).
-  threads = std::clamp(static_cast<int>(total / (128 << 10)), 1,
+  // Memory-bound, so every thread reads one contiguous byte range of the matrices laid end to
+  // end (static halves beat 16 dynamic blocks on the 2-core VM: a small model's products 27 -> 40
+  // GB/s; the prefetchers follow one long stream), and a thread per 512 KiB of weights: each
+  // parallel region's barrier costs more than a small product gains from more threads (tiny
+  // model, 2-core VM: 1.6-1.7 ms/step with a thread per 128 KiB, 1.5; 16-core VM: 2 ms/step at
+  // 4 threads, 8.4 at 16).
+  threads = std::clamp(static_cast<int>(total / (512 << 10)), 1,
                        threads > 0 ? threads : omp_get_max_threads());
   parallel_for(threads, threads, [&](int t) {
     const double begin = total * t / threads, end = total * (t + 1) / threads;

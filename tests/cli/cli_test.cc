@@ -91,7 +91,7 @@ constexpr BadInput kBadInputs[] = {
     {"bench --batch 0", "--batch: Value 0 not in range"},
     {"bench --reps 0", "--reps: Value 0 not in range"},
     // An unbounded thread count handed to OpenMP.
-    {"bench --threads 100000", "--threads: Value 100000 not in range 1 to 1024"},
+    {"bench --threads 100000", "--threads: Value 100000 not in range"},
     {"recall --threads 0", "--threads: Value 0 not in range"},
     {"generate --model {model} --prompt hi --threads -2", "--threads: Value -2 not in range"},
     {"demo --threads 5000", "--threads: Value 5000 not in range"},
@@ -110,7 +110,7 @@ constexpr BadInput kBadInputs[] = {
     {"generate --model {model} --prompt hi --prefill-chunk 0",
      "--prefill-chunk: Value 0 not in range"},
     {"generate --model {model}", "give --prompt TEXT or --prompt-file F"},
-    {"demo --key 5", "--key: Value 5 not in range 10000 to 99999"},
+    {"demo --key 5", "--key: Value 5 not in range"},
     {"demo --budget 0", "--budget: Value 0 not in range"},
     {"demo --depth 2", "--depth: Value 2 not in range"},
     {"demo --model {model} --context 10", "a passkey prompt needs at least"},

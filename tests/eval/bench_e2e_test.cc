@@ -94,9 +94,10 @@ TEST(BenchE2e, RunsOnTheShippedModelAndWritesAWholeCsv) {
   std::string line;
   ASSERT_TRUE(std::getline(in, line));
   const auto header = csv_fields(line);
-  ASSERT_EQ(header.size(), 24u);
+  ASSERT_EQ(header.size(), 28u);
   EXPECT_EQ(header[0], "date");
   EXPECT_EQ(header[14], "decode_ms");
+  EXPECT_EQ(header[25], "floor_gbps");
   int n = 0;
   while (std::getline(in, line)) {
     const auto f = csv_fields(line);

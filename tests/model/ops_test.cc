@@ -61,7 +61,7 @@ TEST(Ops, LinearMatchesNaiveForEveryDtypeBatchAndThreadCount) {
 // positions that fall inside and between matrices, mixed dtypes, a 1-row matrix, the prefill path.
 TEST(Ops, LinearGroupMatchesLinearOnEveryThreadSplit) {
   std::mt19937 g(11);
-  const int cols = 203;
+  const int cols = 1003;  // ~2.3 MB of weights: up to 4 threads at one per 512 KiB
   struct Spec {
     int rows;
     DType dt;

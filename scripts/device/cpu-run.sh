@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One run of the CPU side on the GPU machine's host (16 cores, Ubuntu, GCC 13): the CPU build and
+# its whole test suite with GCC 13 (Debian 12 CI builds with GCC 12), then the CPU decode
+# benchmarks of the CPU end-to-end issue on a larger host than the 2-core VM: the decode products
+# (bench-matvec, Llama-3.2-1B shapes), bench-e2e --device cpu on a random-weight Llama-3.2-1B-shaped
+# checkpoint and on the shipped model, and one layer's decode attention (adamas bench, 32 heads).
+# Run from the repository root with .devdeps carried (see scripts/device/e2e-run.sh). At most
+# eight files under $OUT. Usage: scripts/device/cpu-run.sh [all|test|bench]
+set -uo pipefail
+what=${1:-all}
+OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
+bash .devdeps/unpack.sh
+[ -f .devdeps/icu-slim.tar.xz ] && tar xJf .devdeps/icu-slim.tar.xz -C .devdeps
+export CMAKE_PREFIX_PATH=$PWD/.devdeps/usr LD_LIBRARY_PATH=$PWD/.devdeps/usr/lib/x86_64-linux-gnu
+export PYTHONUNBUFFERED=1
+log=$OUT/cpu-run.log
+step() { echo "== $(date +%T) $*" | tee -a "$log"; }
+B=/tmp/build-cpu
+adamas=$B/tools/adamas/adamas
+
+step "host"
+{ lscpu | grep -E "Model name|^CPU\(s\)|Thread|Core|Socket|L1d|L2|L3|Flags" | cut -c1-300
+  free -g | head -2; g++ --version | head -1; nproc; } >>"$log" 2>&1
+step "configure + build (CPU only, $(g++ -dumpfullversion))"
+cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DADAMAS_CUDA=OFF -DADAMAS_BUILD_BENCH=OFF \
+  >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
+ninja -C $B -j16 >>"$log" 2>&1 || { grep -B2 -A12 "error" "$log" | head -60; exit 1; }
+
+if [[ $what == all || $what == test ]]; then
+  step "the CPU test suite (GCC 13)"
+  python3 tools/model_check/make_checkpoints.py --out $B/tests/model/model_check --numpy-reference \
+    >>"$log" 2>&1
+  (cd $B && timeout 240 ctest -j16 --output-on-failure) >"$OUT/cpu-tests.log" 2>&1
+  echo "ctest exit $?" | tee -a "$OUT/cpu-tests.log" "$log"
+  grep -E "tests passed|tests failed|\(Failed\)|\*\*\*" "$OUT/cpu-tests.log" | tail -12 | tee -a "$log"
+  $B/tests/adamas_core_tests --gtest_filter='*SpecialHalf*' 2>&1 | tail -3 | tee -a "$log"
+fi
+
+if [[ $what == all || $what == bench ]]; then
+  step "bench-matvec: Llama-3.2-1B decode products"
+  timeout 150 $adamas bench-matvec --reps 21 --csv "$OUT/cpu-matvec.csv" 2>>"$log" | tee -a "$log" \
+    | grep -E "read-only|decode step|^adamas|^openblas"
+  step "random Llama-3.2-1B-shaped checkpoint"
+  timeout 120 python3 tools/model_check/make_random_checkpoint.py --preset llama3.2-1b \
+    --out /tmp/ckpt/llama3.2-1b >>"$log" 2>&1 || echo "checkpoint failed" | tee -a "$log"
+  step "bench-e2e --device cpu: Llama-3.2-1B shape"
+  timeout 260 $adamas bench-e2e --model /tmp/ckpt/llama3.2-1b --device cpu --contexts 8192,32768 \
+    --batches 1 --policies "full,adamas:budget=64,adamas:budget=256" --decode-steps 8 \
+    --csv "$OUT/cpu-e2e-llama3.2-1b.csv" 2>>"$log" | tee -a "$log" | tail -12
+  step "bench-e2e --device cpu: the shipped model"
+  timeout 60 $adamas bench-e2e --model models/adamas-tiny-8k --device cpu --contexts 8000 \
+    --batches 1,4 --policies full,adamas --budget 64 --csv "$OUT/cpu-e2e-tiny.csv" 2>>"$log" \
+    | tee -a "$log" | tail -8
+  step "adamas bench: one layer, 32 heads, 32K and 128K"
+  timeout 90 $adamas bench --contexts 32768,131072 --budgets 256 --reps 5 \
+    --csv "$OUT/cpu-bench-mha.csv" 2>>"$log" | tee -a "$log" | tail -8
+fi
+step "done"
