@@ -44,7 +44,7 @@ if [[ $what == all || $what == bench ]]; then
   timeout 120 python3 tools/model_check/make_random_checkpoint.py --preset llama3.2-1b \
     --out /tmp/ckpt/llama3.2-1b >>"$log" 2>&1 || echo "checkpoint failed" | tee -a "$log"
   step "bench-e2e --device cpu: Llama-3.2-1B shape"
-  timeout 260 $adamas bench-e2e --model /tmp/ckpt/llama3.2-1b --device cpu --contexts 8192,32768 \
+  timeout 260 $adamas bench-e2e --model /tmp/ckpt/llama3.2-1b --device cpu --contexts 8192,16384 \
     --batches 1 --policies "full,adamas:budget=64,adamas:budget=256" --decode-steps 8 \
     --csv "$OUT/cpu-e2e-llama3.2-1b.csv" 2>>"$log" | tee -a "$log" | tail -12
   step "bench-e2e --device cpu: the shipped model"
