@@ -39,8 +39,8 @@ struct Shape {
 std::vector<Shape> decode_shapes(const model::ModelConfig& c) {
   const int L = c.num_layers, h = c.hidden_size, q = c.num_heads * c.head_dim,
             kv = c.num_kv_heads * c.head_dim, ff = c.intermediate_size;
-  return {{"q", q, h, L},     {"k, v", kv, h, 2 * L},
-          {"o", h, q, L},     {"gate, up", ff, h, 2 * L},
+  return {{"q", q, h, L},     {"k/v", kv, h, 2 * L},
+          {"o", h, q, L},     {"gate/up", ff, h, 2 * L},
           {"down", h, ff, L}, {"lm_head", c.vocab_size, h, 1}};
 }
 
