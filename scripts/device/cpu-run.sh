@@ -9,12 +9,8 @@
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
-bash .devdeps/unpack.sh
-[ -f .devdeps/icu-slim.tar.xz ] && tar xJf .devdeps/icu-slim.tar.xz -C .devdeps
-export CMAKE_PREFIX_PATH=$PWD/.devdeps/usr LD_LIBRARY_PATH=$PWD/.devdeps/usr/lib/x86_64-linux-gnu
-export PYTHONUNBUFFERED=1
 log=$OUT/cpu-run.log
-step() { echo "== $(date +%T) $*" | tee -a "$log"; }
+source scripts/device/setup.sh
 B=/tmp/build-cpu
 adamas=$B/tools/adamas/adamas
 

@@ -10,10 +10,8 @@
 set -uo pipefail
 what=${1:-all}; shift || true
 OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
-export CMAKE_PREFIX_PATH=$PWD/.devdeps/usr LD_LIBRARY_PATH=$PWD/.devdeps/usr/lib/x86_64-linux-gnu
-export PYTHONUNBUFFERED=1
 log=$OUT/run.log
-step() { echo "== $(date +%T) $*" | tee -a "$log"; }
+source scripts/device/setup.sh
 
 step "device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv | tee -a "$log"
 step "configure + build"

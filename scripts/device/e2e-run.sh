@@ -12,13 +12,8 @@
 set -uo pipefail
 what=${1:-all}; quick=${2:-}
 OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
-bash .devdeps/unpack.sh
-# ICU as a slim tarball (headers + libicuuc/libicudata: the tree that travels is capped at 64 MiB).
-[ -f .devdeps/icu-slim.tar.xz ] && tar xJf .devdeps/icu-slim.tar.xz -C .devdeps
-export CMAKE_PREFIX_PATH=$PWD/.devdeps/usr LD_LIBRARY_PATH=$PWD/.devdeps/usr/lib/x86_64-linux-gnu
-export PYTHONUNBUFFERED=1
 log=$OUT/run.log
-step() { echo "== $(date +%T) $*" | tee -a "$log"; }
+source scripts/device/setup.sh
 B=/tmp/build-gpu
 adamas=$B/tools/adamas/adamas
 
