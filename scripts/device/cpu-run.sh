@@ -18,9 +18,7 @@ step "host"
 { lscpu | grep -E "Model name|^CPU\(s\)|Thread|Core|Socket|L1d|L2|L3|Flags" | cut -c1-300
   free -g | head -2; g++ --version | head -1; nproc; } >>"$log" 2>&1
 step "configure + build (CPU only, $(g++ -dumpfullversion))"
-cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DADAMAS_CUDA=OFF -DADAMAS_BUILD_BENCH=OFF \
-  >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
-ninja -C $B -j16 >>"$log" 2>&1 || { grep -B2 -A12 "error" "$log" | head -60; exit 1; }
+configure_and_build $B OFF
 
 if [[ $what == all || $what == test ]]; then
   step "the CPU test suite (GCC 13)"

@@ -19,9 +19,7 @@ adamas=$B/tools/adamas/adamas
 
 step "device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.used --format=csv | tee -a "$log"
 step "configure + build"
-cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DADAMAS_CUDA=ON -DADAMAS_BUILD_BENCH=OFF \
-  >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
-ninja -C $B -j16 >>"$log" 2>&1 || { grep -B2 -A12 "error" "$log" | head -60; exit 1; }
+configure_and_build $B ON
 
 if [[ $what == all || $what == test ]]; then
   step "CUDA kernel tests"

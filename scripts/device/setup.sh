@@ -6,3 +6,9 @@ bash .devdeps/unpack.sh
 export CMAKE_PREFIX_PATH=$PWD/.devdeps/usr LD_LIBRARY_PATH=$PWD/.devdeps/usr/lib/x86_64-linux-gnu
 export PYTHONUNBUFFERED=1
 step() { echo "== $(date +%T) $*" | tee -a "$log"; }
+# configure_and_build BUILD_DIR ON|OFF: the Release build, CUDA on or off (exits on failure).
+configure_and_build() {
+  cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADAMAS_CUDA="$2" \
+    -DADAMAS_BUILD_BENCH=OFF >>"$log" 2>&1 || { tail -30 "$log"; exit 1; }
+  ninja -C "$1" -j16 >>"$log" 2>&1 || { grep -B2 -A12 "error" "$log" | head -60; exit 1; }
+}
