@@ -29,9 +29,11 @@ using VF = hn::Vec<DF>;
 
 // Calls f(i, row) for the rows to attend: every position in page order (idx == nullptr) or
 // positions idx[0 .. count).
+constexpr int kAhead = 16;  // gathered rows prefetched ahead of use (8 before the V prefetch)
+
 template <class F>
 HWY_INLINE void ForEachRow(const PagedKV& kv, const std::byte* pool, const int32_t* idx, int count,
-                           F&& f) {
+                           F&& f, const std::byte* also = nullptr) {
   if (idx == nullptr) {
     const size_t row_bytes = static_cast<size_t>(kv.head_dim) * dtype_size(kv.dtype);
     const int pages = (count + kv.page_size - 1) / kv.page_size;
@@ -54,14 +56,19 @@ HWY_INLINE void ForEachRow(const PagedKV& kv, const std::byte* pool, const int32
       }
     }
   } else {
-    constexpr int kAhead = 8;  // rows gathered ahead of use
-    for (int i = 0; i < std::min(kAhead, count); ++i) hwy::Prefetch(kv.row(pool, idx[i]));
+    // Gathered rows: prefetch kAhead rows ahead of use, and the same rows of `also` (the V pool
+    // while the K pass runs: the V pass then finds its rows in L2, not in memory).
     const size_t row_bytes = static_cast<size_t>(kv.head_dim) * dtype_size(kv.dtype);
-    for (int i = 0; i < count; ++i) {
-      if (i + kAhead < count) {
-        const std::byte* ahead = kv.row(pool, idx[i + kAhead]);
-        for (size_t b = 0; b < row_bytes; b += 64) hwy::Prefetch(ahead + b);
+    auto prefetch = [&](int i) {
+      for (const std::byte* p : {pool, also}) {
+        if (p == nullptr) continue;
+        const std::byte* r = kv.row(p, idx[i]);
+        for (size_t b = 0; b < row_bytes; b += 64) hwy::Prefetch(r + b);
       }
+    };
+    for (int i = 0; i < std::min(kAhead, count); ++i) prefetch(i);
+    for (int i = 0; i < count; ++i) {
+      if (i + kAhead < count) prefetch(i + kAhead);
       f(i, kv.row(pool, idx[i]));
     }
   }
@@ -75,27 +82,32 @@ void ScoresGroup(const float* HWY_RESTRICT q, const PagedKV& kv, const int32_t* 
   const DF df;
   const size_t N = hn::Lanes(df), d = static_cast<size_t>(kv.head_dim);
   constexpr int kAcc = HN == 1 ? 2 : HN;  // one head: two chains to hide the FMA latency
-  ForEachRow(kv, kv.k_pool, idx, count, [&](int i, const std::byte* k) {
-    VF acc[kAcc];
-    for (int a = 0; a < kAcc; ++a) acc[a] = hn::Zero(df);
-    if constexpr (HN == 1) {
-      size_t j = 0;
-      for (; j + 2 * N <= d; j += 2 * N) {
-        acc[0] = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, q + j), acc[0]);
-        acc[1] = hn::MulAdd(LoadRow<T>(df, k, j + N), hn::LoadU(df, q + j + N), acc[1]);
-      }
-      for (; j < d; j += N) acc[0] = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, q + j), acc[0]);
-      dst[i] = scale * hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0], acc[1])));
-    } else {
-      for (size_t j = 0; j < d; j += N) {
-        const VF kj = LoadRow<T>(df, k, j);
-        for (int h = 0; h < HN; ++h) acc[h] = hn::MulAdd(kj, hn::LoadU(df, q + h * d + j), acc[h]);
-      }
-      for (int h = 0; h < HN; ++h) {
-        dst[h * stride + i] = scale * hn::GetLane(hn::SumOfLanes(df, acc[h]));
-      }
-    }
-  });
+  ForEachRow(
+      kv, kv.k_pool, idx, count,
+      [&](int i, const std::byte* k) {
+        VF acc[kAcc];
+        for (int a = 0; a < kAcc; ++a) acc[a] = hn::Zero(df);
+        if constexpr (HN == 1) {
+          size_t j = 0;
+          for (; j + 2 * N <= d; j += 2 * N) {
+            acc[0] = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, q + j), acc[0]);
+            acc[1] = hn::MulAdd(LoadRow<T>(df, k, j + N), hn::LoadU(df, q + j + N), acc[1]);
+          }
+          for (; j < d; j += N)
+            acc[0] = hn::MulAdd(LoadRow<T>(df, k, j), hn::LoadU(df, q + j), acc[0]);
+          dst[i] = scale * hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0], acc[1])));
+        } else {
+          for (size_t j = 0; j < d; j += N) {
+            const VF kj = LoadRow<T>(df, k, j);
+            for (int h = 0; h < HN; ++h)
+              acc[h] = hn::MulAdd(kj, hn::LoadU(df, q + h * d + j), acc[h]);
+          }
+          for (int h = 0; h < HN; ++h) {
+            dst[h * stride + i] = scale * hn::GetLane(hn::SumOfLanes(df, acc[h]));
+          }
+        }
+      },
+      idx != nullptr ? kv.v_pool : nullptr);
 }
 
 // acc[h][t] += Σ_k p[h][at[k]] · v_k[(j0 + t)·N ...] over a block of rows: HN heads × J vectors
