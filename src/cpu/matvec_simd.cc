@@ -29,14 +29,16 @@ constexpr int kMaxR = 4;
 constexpr size_t kPrefetchBytes = 4096;
 
 // R weight rows against G rows of x: R·G dot products, each loaded vector used R or G times.
-// At least four independent accumulator chains (U copies when R·G < 4): one chain per row was
-// bound by the FMA latency (4 cycles per 16 weights: 28 GB/s of bf16 per core at 3.5 GHz).
+// U accumulator copies per output for G < 3 (4 / G chains per weight row): one chain per row was
+// bound by the FMA latency (4 cycles per 16 weights: 28 GB/s of bf16 per core at 3.5 GHz). U
+// depends on G only, never on R, so an output's summation order does not depend on where the
+// threads' row ranges fall: results are the same for any thread count.
 template <DType T, int R, int G>
 HWY_INLINE void DotBlock(const float* HWY_RESTRICT x, int cols, const std::byte* const* w,
                          float (*out)[4]) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  constexpr int U = R * G >= 4 ? 1 : 4 / (R * G);
+  constexpr int U = G >= 3 ? 1 : 4 / G;
   VF acc[U][R][G];
   for (int u = 0; u < U; ++u)
     for (int r = 0; r < R; ++r)
