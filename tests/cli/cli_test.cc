@@ -92,6 +92,10 @@ constexpr BadInput kBadInputs[] = {
     {"bench --reps 0", "--reps: Value 0 not in range"},
     // An unbounded thread count handed to OpenMP.
     {"bench --threads 100000", "--threads: Value 100000 not in range"},
+    {"bench-matvec --rows 17", "--rows: Value 17 not in range"},
+    {"bench-matvec --dtypes fp8", "--dtypes: unknown dtype 'fp8': expected f32, f16 or bf16"},
+    {"bench-matvec --model /nonexistent",
+     "--model /nonexistent: /nonexistent/config.json not found"},
     {"recall --threads 0", "--threads: Value 0 not in range"},
     {"generate --model {model} --prompt hi --threads -2", "--threads: Value -2 not in range"},
     {"demo --threads 5000", "--threads: Value 5000 not in range"},
@@ -124,6 +128,8 @@ constexpr BadInput kBadInputs[] = {
      "--summary-from-layer: Value -1 not in range"},
     // Output paths, checked before the work.
     {"recall --csv missing-dir/r.csv", "--csv missing-dir/r.csv: its directory does not exist"},
+    {"bench-matvec --csv missing-dir/m.csv",
+     "--csv missing-dir/m.csv: its directory does not exist"},
     {"bench --csv .", "--csv .: is a directory, not a file"},
     {"eval ppl --model {model} --out-dir /dev/null/x",
      "--out-dir /dev/null/x: cannot create the directory"},
