@@ -6,6 +6,7 @@
 
 #include "adamas/model/tokenizer.h"
 #include "fuzz_util.h"
+#include "tokenizer_checks.h"
 
 namespace {
 
@@ -27,33 +28,9 @@ void decode_and_stream(const Tokenizer& tok, const std::vector<int32_t>& ids) {
   FUZZ_CHECK(valid_utf8(without), "decode is not valid UTF-8");
   must([&] { (void)tok.decode_bytes(ids); }, "decode_bytes");
 
-  std::string streamed;
-  must(
-      [&] {
-        TokenStreamer st(tok);
-        for (int32_t id : ids) {
-          const std::string piece = st.push(id);
-          FUZZ_CHECK(valid_utf8(piece), "streamed piece is not valid UTF-8");
-          streamed += piece;
-        }
-        streamed += st.finish();
-      },
-      "streaming");
+  const std::string streamed = adamas::fuzz::check_streaming(tok, ids);
   FUZZ_CHECK(streamed == without,
              "streamed text != decode:\n  streamed: " + streamed + "\n  decode:   " + without);
-
-  if (ids.size() >= 2) {  // after a context (the prompt): valid UTF-8
-    const size_t k = ids.size() / 2;
-    must(
-        [&] {
-          TokenStreamer st(tok, std::span<const int32_t>(ids).first(k));
-          std::string out;
-          for (size_t i = k; i < ids.size(); ++i) out += st.push(ids[i]);
-          out += st.finish();
-          FUZZ_CHECK(valid_utf8(out), "streamed text after a context is not valid UTF-8");
-        },
-        "streaming after a context");
-  }
 }
 
 }  // namespace
