@@ -54,6 +54,7 @@ struct PagedKVCache::Layer {
   Pool<uint64_t> codes;
   Pool<float> minmax;
   std::vector<std::vector<float>> thresholds;  // [kv_head]
+  std::vector<std::vector<float>> levels;      // [kv_head], dist=ip
 };
 
 PagedKVCache::PagedKVCache(const CacheConfig& config)
@@ -72,6 +73,7 @@ PagedKVCache::PagedKVCache(const CacheConfig& config)
     layer->minmax = allocate<float>(pages * minmax_page_floats_, "page min/max");
     if (config_.store_codes) {
       layer->thresholds.assign(H, config_.codes.effective_thresholds());
+      layer->levels.assign(H, default_levels(layer->thresholds[0]));
     }
     layers_.push_back(std::move(layer));
   }
@@ -213,6 +215,7 @@ void PagedKVCache::set_thresholds(int layer, int kv_head, std::span<const float>
   spec.thresholds.assign(thresholds.begin(), thresholds.end());
   spec.validate();
   layers_[layer]->thresholds[kv_head] = spec.thresholds;
+  layers_[layer]->levels[kv_head] = default_levels(spec.thresholds);
   const int P = config_.page_size;
   for (SeqId seq : tables_.live_sequences()) {
     const int len = tables_.length(layer, seq);
@@ -247,7 +250,23 @@ void PagedKVCache::calibrate_thresholds(int layer, int max_samples) {
       }
     }
     set_thresholds(layer, h, adamas::calibrate_thresholds(values, config_.codes.bits));
+    layers_[layer]->levels[h] = bucket_centroids(values, layers_[layer]->thresholds[h]);
   }
+}
+
+void PagedKVCache::set_levels(int layer, int kv_head, std::span<const float> levels) {
+  check_layer(layer);
+  check_kv_head(kv_head);
+  ADAMAS_CHECK(config_.store_codes, "this cache stores no key codes (store_codes = false)");
+  check_levels(levels, config_.codes.bits);
+  layers_[layer]->levels[kv_head].assign(levels.begin(), levels.end());
+}
+
+std::span<const float> PagedKVCache::levels(int layer, int kv_head) const {
+  check_layer(layer);
+  check_kv_head(kv_head);
+  ADAMAS_CHECK(config_.store_codes, "this cache stores no key codes (store_codes = false)");
+  return layers_[layer]->levels[kv_head];
 }
 
 std::span<const float> PagedKVCache::thresholds(int layer, int kv_head) const {

@@ -64,6 +64,52 @@ std::vector<float> calibrate_thresholds(std::span<const float> values, int bits)
   return t;
 }
 
+void check_levels(std::span<const float> levels, int bits) {
+  ADAMAS_CHECK(bits >= 1 && bits <= kMaxCodeBits, "code bits must be 1, 2 or 3, got {}", bits);
+  const size_t want = size_t{1} << bits;
+  ADAMAS_CHECK(levels.size() == want, "{}-bit codes need {} levels, got {}", bits, want,
+               levels.size());
+  for (size_t i = 0; i < levels.size(); ++i) {
+    ADAMAS_CHECK(std::isfinite(levels[i]), "level {} is not finite", i);
+    ADAMAS_CHECK(i == 0 || levels[i - 1] <= levels[i],
+                 "levels must be non-decreasing, but level[{}] = {} > level[{}] = {}", i - 1,
+                 levels[i - 1], i, levels[i]);
+  }
+}
+
+std::vector<float> default_levels(std::span<const float> thresholds) {
+  const size_t M = thresholds.size();
+  ADAMAS_CHECK(M == 1 || M == 3 || M == 7, "levels need 1, 3 or 7 thresholds, got {}", M);
+  std::vector<float> L(M + 1);
+  if (M == 1) {
+    L[0] = thresholds[0] - 1.f;
+    L[1] = thresholds[0] + 1.f;
+    return L;
+  }
+  for (size_t m = 1; m < M; ++m) L[m] = 0.5f * (thresholds[m - 1] + thresholds[m]);
+  L[0] = thresholds[0] - 0.5f * (thresholds[1] - thresholds[0]);
+  L[M] = thresholds[M - 1] + 0.5f * (thresholds[M - 1] - thresholds[M - 2]);
+  return L;
+}
+
+std::vector<float> bucket_centroids(std::span<const float> values,
+                                    std::span<const float> thresholds) {
+  std::vector<float> L = default_levels(thresholds);
+  std::vector<double> sum(L.size(), 0.0);
+  std::vector<size_t> count(L.size(), 0);
+  for (float x : values) {
+    if (!std::isfinite(x)) continue;
+    const uint8_t b = bucket_of(x, thresholds);
+    sum[b] += x;
+    ++count[b];
+  }
+  for (size_t b = 0; b < L.size(); ++b)
+    if (count[b] > 0) L[b] = static_cast<float>(sum[b] / static_cast<double>(count[b]));
+  // Bucket means are ordered like the buckets; a default level beside an empty bucket may not be.
+  for (size_t b = 1; b < L.size(); ++b) L[b] = std::max(L[b], L[b - 1]);
+  return L;
+}
+
 namespace {
 
 // compute_buckets without the checks, for loops over many vectors of one validated spec.
@@ -99,6 +145,51 @@ QueryCode encode_query(const CodeSpec& spec, std::span<const float> thresholds, 
     }
   }
   return code;
+}
+
+QueryCode encode_query_ip(const CodeSpec& spec, std::span<const float> levels, const float* q,
+                          int heads_summed) {
+  spec.validate();
+  check_levels(levels, spec.bits);
+  ADAMAS_CHECK(heads_summed >= 1, "heads_summed must be ≥ 1, got {}", heads_summed);
+  const int d = spec.head_dim, M = spec.thermo_planes();
+  float x[kMaxHeadDim];
+  std::copy(q, q + d, x);
+  if (spec.hadamard) hadamard_transform(x, 1, d);
+  float amax = 0.f;
+  for (int i = 0; i < d; ++i) amax = std::max(amax, std::fabs(x[i]));  // NaN is dropped
+  QueryCode code;
+  code.bits = spec.bits;
+  code.words = spec.words();
+  code.qplanes = kIpQueryPlanes;
+  const float scale = amax > 0.f && std::isfinite(amax) ? kIpQueryMax / amax : 0.f;
+  for (int i = 0; i < d; ++i) {
+    const float r = std::isfinite(x[i]) ? std::rint(x[i] * scale) : 0.f;
+    const int u = static_cast<int>(std::clamp(r, float(-kIpQueryMax), float(kIpQueryMax))) +
+                  kIpQueryMax;
+    for (int j = 0; j < kIpQueryPlanes; ++j) {
+      if ((u >> j) & 1) code.planes[j * code.words + i / 64] |= uint64_t{1} << (i % 64);
+    }
+  }
+  // Integer level steps on a grid of span / W: the largest W ≤ 15 whose distances still fit.
+  const float span = levels[M] - levels[0];
+  for (int W = 15; W >= 1; --W) {
+    int total = 0;
+    for (int m = 1; m <= M; ++m) {
+      const float delta = levels[m] - levels[m - 1];
+      // A distinct level never rounds away: a positive step is at least one unit.
+      code.steps[m - 1] = delta > 0.f ? std::max(1, static_cast<int32_t>(std::lround(delta * W / span))) : 0;
+      total += code.steps[m - 1];
+    }
+    const long offset = long{kIpQueryMax} * d * total;
+    if (2 * offset * heads_summed <= 65535) {
+      code.offset = static_cast<int>(offset);
+      return code;
+    }
+  }
+  throw Error(fmt::format(
+      "dist=ip: distances of head_dim {} summed over {} query heads do not fit 16 bits", d,
+      heads_summed));
 }
 
 void encode_keys(const CodeSpec& spec, std::span<const float> thresholds, const void* keys,

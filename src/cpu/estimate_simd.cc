@@ -38,14 +38,31 @@ HWY_INLINE void Thermometer(const V* s, V* t) {
   }
 }
 
-template <int BITS, bool L2>
+// kIP: per thermometer plane m, Σ_i q̃_i · t_m(i) = Σ_j 2^j · popcount(U_j & t_m) − 15 · popcount(t_m)
+// with U_j the query's bit planes of u = q̃ + 15 (codes.h); acc[m] holds it lane-wise.
+template <int J = 0, class V>
+HWY_INLINE V QueryPlaneDot(const QueryCode& q, int words, int w, V t) {
+  const hn::DFromV<V> du;
+  const V c = hn::ShiftLeft<J>(hn::PopulationCount(hn::And(t, hn::Set(du, q.planes[J * words + w]))));
+  if constexpr (J + 1 < kIpQueryPlanes) {
+    return hn::Add(c, QueryPlaneDot<J + 1>(q, words, w, t));
+  } else {
+    return c;
+  }
+}
+
+enum class Mode { kL1, kL2, kIP };
+
+template <int BITS, Mode MODE>
 void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, bool sum_heads,
                uint16_t* HWY_RESTRICT out, size_t out_stride, uint32_t* HWY_RESTRICT hist,
                size_t hist_size) {
+  static_assert(kIpQueryMax == 15, "the kIP offset below is (p << 4) − p");
   constexpr int T = (1 << BITS) - 1;
   const hn::ScalableTag<uint64_t> du;
   using V = hn::Vec<decltype(du)>;
   const size_t N = hn::Lanes(du);
+  HWY_ALIGN uint64_t plane_lanes[T][hn::MaxLanes(du)];
   const int P = codes.page_size;
   const size_t stride = static_cast<size_t>(codes.slot_stride);
   HWY_ALIGN uint64_t lanes[hn::MaxLanes(du)];
@@ -64,7 +81,30 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
       const int n = std::min(static_cast<int>(N), valid - s0);
       for (int h = 0; h < nq; ++h) {
         V acc = hn::Zero(du);
-        for (int w = 0; w < words; ++w) {
+        if constexpr (MODE == Mode::kIP) {
+          V dots[T];
+          for (int m = 0; m < T; ++m) dots[m] = hn::Zero(du);
+          for (int w = 0; w < words; ++w) {
+            V s[BITS], t[T];
+            for (int p = 0; p < BITS; ++p)
+              s[p] = hn::LoadU(du, page + (p * words + w) * stride + s0);
+            Thermometer<BITS>(s, t);
+            for (int m = 0; m < T; ++m) {
+              const V pc = hn::PopulationCount(t[m]);
+              dots[m] = hn::Add(dots[m], hn::Sub(QueryPlaneDot(q[h], words, w, t[m]),
+                                                 hn::Sub(hn::ShiftLeft<4>(pc), pc)));
+            }
+          }
+          for (int m = 0; m < T; ++m) hn::Store(dots[m], du, plane_lanes[m]);
+          for (int j = 0; j < n; ++j) {  // distance = offset − Σ_m Δ̃_m · dot_m (two's complement)
+            int64_t score = 0;
+            for (int m = 0; m < T; ++m)
+              score += int64_t{q[h].steps[m]} * static_cast<int64_t>(plane_lanes[m][j]);
+            lanes[j] = static_cast<uint64_t>(q[h].offset - score);
+          }
+          acc = hn::Load(du, lanes);
+        }
+        for (int w = 0; MODE != Mode::kIP && w < words; ++w) {
           V s[BITS], t[T];
           for (int p = 0; p < BITS; ++p) s[p] = hn::LoadU(du, page + (p * words + w) * stride + s0);
           Thermometer<BITS>(s, t);
@@ -73,7 +113,7 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
             x[m] = hn::Xor(t[m], hn::Set(du, q[h].planes[m * words + w]));
             acc = hn::Add(acc, hn::PopulationCount(x[m]));
           }
-          if constexpr (L2) {  // Δ² = |Δ| + 2·C(|Δ|, 2): the set planes of a dim are a run
+          if constexpr (MODE == Mode::kL2) {  // Δ² = |Δ| + 2·C(|Δ|, 2): the set planes of a dim are a run
             V pairs = hn::Zero(du);
             for (int a = 0; a < T; ++a)
               for (int b = a + 1; b < T; ++b)
@@ -100,20 +140,23 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
 void Estimate(int bits, Distance distance, const QueryCode* q, int nq, const PagedCodes& codes,
               int words, bool sum_heads, uint16_t* out, size_t out_stride, uint32_t* hist,
               size_t hist_size) {
-  const bool l2 = distance == Distance::kL2;
-  switch (bits * 2 + l2) {
-    case 2:
-      return EstimateT<1, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 3:
-      return EstimateT<1, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 4:
-      return EstimateT<2, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 5:
-      return EstimateT<2, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    case 6:
-      return EstimateT<3, false>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
-    default:
-      return EstimateT<3, true>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+  auto run = [&]<Mode MODE>() {
+    switch (bits) {
+      case 1:
+        return EstimateT<1, MODE>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+      case 2:
+        return EstimateT<2, MODE>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+      default:
+        return EstimateT<3, MODE>(q, nq, codes, words, sum_heads, out, out_stride, hist, hist_size);
+    }
+  };
+  switch (distance) {
+    case Distance::kL1:
+      return run.template operator()<Mode::kL1>();
+    case Distance::kL2:
+      return run.template operator()<Mode::kL2>();
+    case Distance::kIP:
+      return run.template operator()<Mode::kIP>();
   }
 }
 

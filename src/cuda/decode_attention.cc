@@ -23,6 +23,10 @@ void DeviceDecodeAttention::plan(const DecodePlan& plan) {
                  cc.codes.hadamard ? "" : " without Hadamard");
     ADAMAS_CHECK(!p.calibrate,
                  "thresholds=calibrated runs on the CPU only for now (use --device cpu)");
+    ADAMAS_CHECK(p.distance != Distance::kIP && p.keep_sinks == 0 && p.keep_recent == 0,
+                 "policy {}: dist=ip, keep_sinks and keep_recent run on the CPU only for now "
+                 "(use --device cpu)",
+                 p.describe());
   }
   plan_ = plan;
   scale_ = plan.scale > 0 ? plan.scale : 1.0f / std::sqrt(static_cast<float>(cc.head_dim));

@@ -77,6 +77,8 @@ void estimate_distances(const DeviceLayer& layer, const DeviceBatch& batch,
                batch.max_length);
   const int group = args.num_q_heads / layer.num_kv_heads;
   ADAMAS_CHECK(group <= 16, "estimate: at most 16 query heads per KV head, got {}", group);
+  ADAMAS_CHECK(args.distance != Distance::kIP,
+               "estimate: dist=ip has no GPU kernel yet (the CPU runs it)");
   const CodeSpec spec = layer.code_spec();
   const long worst = long{max_distance(spec, args.distance)} * (args.sum_heads ? group : 1);
   ADAMAS_CHECK(worst <= 65535,

@@ -40,8 +40,15 @@ class AdamasPolicy final : public SelectionPolicy {
 
   void encode(const PagedKVCache& cache, const HeadTask& t, HeadScratch& s) const override {
     const CodeSpec& spec = cache.config().codes;
-    const auto thresholds = cache.thresholds(t.layer, t.kv_head);
     s.qcodes.resize(t.nq);
+    if (config_.distance == Distance::kIP) {
+      const auto levels = cache.levels(t.layer, t.kv_head);
+      const int summed = s.shared ? t.nq : 1;
+      for (int h = 0; h < t.nq; ++h)
+        s.qcodes[h] = encode_query_ip(spec, levels, t.q + h * spec.head_dim, summed);
+      return;
+    }
+    const auto thresholds = cache.thresholds(t.layer, t.kv_head);
     for (int h = 0; h < t.nq; ++h) {
       s.qcodes[h] = encode_query(spec, thresholds, t.q + h * spec.head_dim);
     }
@@ -49,23 +56,43 @@ class AdamasPolicy final : public SelectionPolicy {
 
   void estimate(const PagedKVCache& cache, const HeadTask& t, HeadScratch& s) const override {
     const CodeSpec& spec = cache.config().codes;
-    const int bins = histogram_size(spec, config_.distance, t.nq, s.shared);
     s.distances.resize(static_cast<size_t>(s.rows()) * t.length);
-    s.histogram.assign(static_cast<size_t>(s.rows()) * bins, 0);
+    uint32_t* hist = nullptr;  // dist=ip spans 16 bits: its select counts for itself
+    if (config_.distance != Distance::kIP) {
+      s.histogram.assign(
+          static_cast<size_t>(s.rows()) * histogram_size(spec, config_.distance, t.nq, s.shared), 0);
+      hist = s.histogram.data();
+    }
     estimate_distances(spec, config_.distance, s.qcodes.data(), t.nq,
                        cache.codes(t.layer, t.seq, t.kv_head), s.shared, s.distances.data(),
-                       t.length, s.histogram.data());
+                       t.length, hist);
   }
 
+  // Row layout: keep_sinks first tokens, the ranked choice, keep_recent tokens, the current one.
   void select(const PagedKVCache& cache, const HeadTask& t, HeadScratch& s) const override {
-    const int b = config_.budget;
-    const int bins = histogram_size(cache.config().codes, config_.distance, t.nq, s.shared);
+    const int b = config_.budget, past = t.length - 1;
+    const int sinks = std::min({config_.keep_sinks, b - 1, past});
+    const int recent = std::min({config_.keep_recent, b - 1 - sinks, past - sinks});
+    const int lo = sinks, hi = past - recent;  // ranked range [lo, hi)
+    const bool ip = config_.distance == Distance::kIP;
+    const int bins = ip ? 0 : histogram_size(cache.config().codes, config_.distance, t.nq, s.shared);
     for (int r = 0; r < s.rows(); ++r) {
       const uint16_t* dist = s.distances.data() + size_t(r) * t.length;
-      uint32_t* hist = s.histogram.data() + size_t(r) * bins;
-      --hist[dist[t.length - 1]];  // the current token is added below, not selected
-      const int c =
-          select_smallest(dist, t.length - 1, b - 1, hist, bins, s.indices.data() + size_t(r) * b);
+      int32_t* out = s.indices.data() + size_t(r) * b;
+      for (int i = 0; i < sinks; ++i) out[i] = i;
+      int c = 0;
+      if (ip) {
+        c = select_smallest(dist + lo, hi - lo, b - 1 - sinks - recent, out + sinks);
+      } else {
+        uint32_t* hist = s.histogram.data() + size_t(r) * bins;
+        for (int i = 0; i < lo; ++i) --hist[dist[i]];  // kept or current: not ranked
+        for (int i = hi; i < t.length; ++i) --hist[dist[i]];
+        c = select_smallest(dist + lo, hi - lo, b - 1 - sinks - recent, hist, bins, out + sinks);
+      }
+      if (lo > 0)
+        for (int i = 0; i < c; ++i) out[sinks + i] += lo;
+      c += sinks;
+      for (int i = hi; i < past; ++i) out[c++] = i;
       add_current(t, s, r, c, b);
     }
   }

@@ -29,6 +29,9 @@ void PolicyConfig::validate() const {
   ADAMAS_CHECK(dense_layers >= 0, "dense_layers must be ≥ 0, got {}", dense_layers);
   if (kind == PolicyKind::kAdamas) {
     ADAMAS_CHECK(bits >= 1 && bits <= kMaxCodeBits, "adamas bits must be 1, 2 or 3, got {}", bits);
+    ADAMAS_CHECK(keep_sinks >= 0 && keep_recent >= 0,
+                 "adamas keep_sinks and keep_recent must be ≥ 0, got {} and {}", keep_sinks,
+                 keep_recent);
     if (!thresholds.empty()) {
       CodeSpec s;
       s.bits = bits;
@@ -45,10 +48,15 @@ std::string PolicyConfig::describe() const {
   std::string s(policy_kind_name(kind));
   const char* gqa_name = gqa == GqaMode::kGroupShared ? "shared" : "per-head";
   if (kind == PolicyKind::kAdamas) {
-    s += fmt::format("(bits={},{},{}{},{})", bits, distance == Distance::kL1 ? "l1" : "l2",
-                     hadamard ? "hadamard" : "no-hadamard",
+    const char* dist_name = distance == Distance::kL1   ? "l1"
+                            : distance == Distance::kL2 ? "l2"
+                                                        : "ip";
+    s += fmt::format("(bits={},{},{}{},{}", bits, dist_name, hadamard ? "hadamard" : "no-hadamard",
                      calibrate ? ",calibrated" : (thresholds.empty() ? "" : ",thresholds"),
                      gqa_name);
+    if (keep_sinks > 0 || keep_recent > 0)
+      s += fmt::format(",keep={}+{}", keep_sinks, keep_recent);
+    s += ")";
   } else if (kind == PolicyKind::kStreaming) {
     s += fmt::format("(sinks={})", sinks);
   } else if (kind != PolicyKind::kFull) {
@@ -111,6 +119,10 @@ PolicyConfig parse_policy(std::string_view spec) {
       c.bits = parse_int(key, value);
     else if (key == "sinks")
       c.sinks = parse_int(key, value);
+    else if (key == "keep_sinks")
+      c.keep_sinks = parse_int(key, value);
+    else if (key == "keep_recent")
+      c.keep_recent = parse_int(key, value);
     else if (key == "hadamard")
       c.hadamard = parse_bool(key, value);
     else if (key == "thresholds") {
@@ -126,8 +138,10 @@ PolicyConfig parse_policy(std::string_view spec) {
         c.distance = Distance::kL1;
       else if (value == "l2")
         c.distance = Distance::kL2;
+      else if (value == "ip")
+        c.distance = Distance::kIP;
       else
-        throw Error(fmt::format("policy option dist={}: expected l1 or l2", value));
+        throw Error(fmt::format("policy option dist={}: expected l1, l2 or ip", value));
     } else if (key == "gqa") {
       if (value == "per-head")
         c.gqa = GqaMode::kPerQueryHead;
@@ -138,7 +152,7 @@ PolicyConfig parse_policy(std::string_view spec) {
     } else {
       throw Error(fmt::format(
           "unknown policy option '{}': expected budget, dense_layers, gqa, bits, dist, hadamard, "
-          "thresholds or sinks",
+          "thresholds, keep_sinks, keep_recent or sinks",
           key));
     }
   }

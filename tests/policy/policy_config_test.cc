@@ -63,6 +63,12 @@ TEST(PolicyConfig, ParseEveryOption) {
   EXPECT_FALSE(parse_policy("adamas").calibrate);
   EXPECT_TRUE(parse_policy("adamas:thresholds=calibrated").calibrate);
   EXPECT_FALSE(parse_policy("adamas:thresholds=paper").calibrate);
+  const PolicyConfig ip = parse_policy("adamas:dist=ip,keep_sinks=4,keep_recent=16");
+  EXPECT_EQ(ip.distance, Distance::kIP);
+  EXPECT_EQ(ip.keep_sinks, 4);
+  EXPECT_EQ(ip.keep_recent, 16);
+  EXPECT_EQ(parse_policy("adamas").keep_sinks, 0);
+  EXPECT_EQ(parse_policy("adamas").keep_recent, 0);
   // Later options override earlier ones.
   EXPECT_EQ(parse_policy("oracle:budget=10,budget=20").budget, 20);
 }
@@ -74,6 +80,8 @@ TEST(PolicyConfig, DescribeNamesTheSettings) {
   EXPECT_THAT(parse_policy("adamas:hadamard=0").describe(), HasSubstr("no-hadamard"));
   EXPECT_THAT(parse_policy("adamas:thresholds=calibrated").describe(), HasSubstr("calibrated"));
   EXPECT_THAT(parse_policy("streaming:sinks=7").describe(), HasSubstr("sinks=7"));
+  EXPECT_THAT(parse_policy("adamas:dist=ip,keep_sinks=2,keep_recent=8").describe(),
+              AllOf(HasSubstr("ip"), HasSubstr("keep=2+8")));
   EXPECT_THAT(parse_policy("full").describe(), HasSubstr("full"));
 }
 
@@ -91,7 +99,7 @@ TEST(PolicyConfig, UnknownKeyListsAcceptedKeys) {
   EXPECT_THAT(error_message([] { parse_policy("adamas:buget=3"); }),
               AllOf(HasSubstr("'buget'"), HasSubstr("budget"), HasSubstr("dense_layers"),
                     HasSubstr("gqa"), HasSubstr("bits"), HasSubstr("dist"), HasSubstr("hadamard"),
-                    HasSubstr("thresholds"), HasSubstr("sinks")));
+                    HasSubstr("thresholds"), HasSubstr("sinks"), HasSubstr("keep_recent")));
   EXPECT_THAT(error_message([] { parse_policy("oracle:budget"); }), HasSubstr("key=value"));
 }
 
@@ -101,7 +109,10 @@ TEST(PolicyConfig, BadValuesListAcceptedValues) {
   EXPECT_THAT(error_message([] { parse_policy("adamas:budget=12x"); }), HasSubstr("integer"));
   EXPECT_THAT(error_message([] { parse_policy("adamas:bits="); }), HasSubstr("integer"));
   EXPECT_THAT(error_message([] { parse_policy("adamas:dist=l3"); }),
-              AllOf(HasSubstr("dist=l3"), HasSubstr("l1"), HasSubstr("l2")));
+              AllOf(HasSubstr("dist=l3"), HasSubstr("l1"), HasSubstr("l2"), HasSubstr("ip")));
+  EXPECT_THAT(error_message([] { parse_policy("adamas:keep_recent=-1"); }),
+              AllOf(HasSubstr("keep_recent"), HasSubstr("-1")));
+  EXPECT_THAT(error_message([] { parse_policy("adamas:keep_sinks=x"); }), HasSubstr("integer"));
   EXPECT_THAT(error_message([] { parse_policy("adamas:gqa=grouped"); }),
               AllOf(HasSubstr("gqa=grouped"), HasSubstr("per-head"), HasSubstr("shared")));
   EXPECT_THAT(error_message([] { parse_policy("adamas:hadamard=yes"); }),

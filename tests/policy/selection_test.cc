@@ -146,6 +146,102 @@ TEST(Selection, AdamasEqualsBruteForceOnBucketDistances) {
   EXPECT_EQ(combo, 3 * 2 * 2 * 2 * 4);
 }
 
+// dist=ip with keep_sinks / keep_recent: the first and the most recent tokens are always in,
+// the rest is the brute-force top by  offset − Σ_i q̃_i · level steps(b_k(i))  over the ranked
+// range (ties to the lower position), the current token last; on calibrated heads (levels =
+// bucket means) and on the default ones. Also L1 with the same keeps, through the fused histogram.
+TEST(Selection, AdamasIpAndKeptTokensEqualBruteForce) {
+  const int d = 64, nq = 2, P = 16;
+  const std::vector<int> lengths = {150, 23};
+  CacheConfig cfg = small_cache_config(d, P, DType::kF16, /*kv_heads=*/2);
+  FilledCache fc = make_filled_cache(cfg, lengths, 77, 3.0f);
+  fc.cache->calibrate_thresholds(0);  // both heads: thresholds and bucket means
+  fc.cache->set_thresholds(0, 0, fc.cache->thresholds(0, 0));  // head 0: default levels again
+  const CodeSpec spec = fc.cache->config().codes;
+  std::mt19937 g(78);
+  const auto q = random_normal(g, size_t(nq) * d, 2.0f);
+  int combo = 0;
+  for (Distance dist : {Distance::kIP, Distance::kL1})
+    for (GqaMode gqa : {GqaMode::kPerQueryHead, GqaMode::kGroupShared})
+      for (auto [sinks, recent] : {std::pair{0, 0}, {4, 0}, {0, 8}, {3, 5}, {40, 40}})
+        for (int budget : {2, 9, 30, 100}) {
+          ++combo;
+          PolicyConfig pc = parse_policy("adamas:dense_layers=0");
+          pc.distance = dist;
+          pc.gqa = gqa;
+          pc.budget = budget;
+          pc.keep_sinks = sinks;
+          pc.keep_recent = recent;
+          const auto policy = make_policy(pc);
+          for (size_t s = 0; s < lengths.size(); ++s)
+            for (int h = 0; h < 2; ++h) {
+              SCOPED_TRACE(pc.describe() + " seq " + std::to_string(s) + " kv head " +
+                           std::to_string(h));
+              const HeadTask task = task_of(fc, 0, s, h, q.data(), nq);
+              const int len = task.length;
+              if (budget >= len) continue;
+              const auto thr_span = fc.cache->thresholds(0, h);
+              const std::vector<float> thr(thr_span.begin(), thr_span.end());
+              const auto lev = fc.cache->levels(0, h);
+              std::vector<std::vector<uint8_t>> kb(len, std::vector<uint8_t>(d));
+              for (int t = 0; t < len; ++t)
+                compute_buckets(spec, thr, fc.key(0, s, h, t), kb[t].data());
+              const int summed = gqa == GqaMode::kGroupShared ? nq : 1;
+              std::vector<std::vector<long>> dh(nq, std::vector<long>(len, 0));
+              for (int hq = 0; hq < nq; ++hq) {
+                if (dist == Distance::kIP) {
+                  const QueryCode qc = encode_query_ip(spec, lev, q.data() + hq * d, summed);
+                  std::vector<float> x(q.begin() + hq * d, q.begin() + (hq + 1) * d);
+                  hadamard_transform(x.data(), 1, d);
+                  float amax = 0;
+                  for (float v : x) amax = std::max(amax, std::fabs(v));
+                  int cum[4] = {0, qc.steps[0], qc.steps[0] + qc.steps[1],
+                                qc.steps[0] + qc.steps[1] + qc.steps[2]};
+                  for (int t = 0; t < len; ++t) {
+                    long score = 0;
+                    for (int i = 0; i < d; ++i)
+                      score += std::lrint(x[i] * (kIpQueryMax / amax)) * cum[kb[t][i]];
+                    dh[hq][t] = qc.offset - score;
+                  }
+                } else {
+                  std::vector<uint8_t> qb(d);
+                  compute_buckets(spec, thr, q.data() + hq * d, qb.data());
+                  for (int t = 0; t < len; ++t)
+                    for (int i = 0; i < d; ++i) dh[hq][t] += std::abs(int{qb[i]} - int{kb[t][i]});
+                }
+              }
+              const int ks = std::min({sinks, budget - 1, len - 1});
+              const int kr = std::min({recent, budget - 1 - ks, len - 1 - ks});
+              auto want_row = [&](auto key) {
+                std::vector<int32_t> row;
+                for (int i = 0; i < ks; ++i) row.push_back(i);
+                for (int32_t t : brute_top(len - 1 - kr - ks, budget - 1 - ks - kr,
+                                           [&](int32_t t) { return key(t + ks); }))
+                  row.push_back(t + ks);
+                for (int i = len - 1 - kr; i < len; ++i) row.push_back(i);
+                return row;
+              };
+              std::vector<std::vector<int32_t>> want;
+              if (gqa == GqaMode::kGroupShared)
+                want.push_back(want_row([&](int32_t t) { return dh[0][t] + dh[1][t]; }));
+              else
+                for (int hq = 0; hq < nq; ++hq)
+                  want.push_back(want_row([&](int32_t t) { return dh[hq][t]; }));
+              for_each_target([&](int64_t) {
+                const Selection sel = run_stages(*policy, *fc.cache, task);
+                ASSERT_FALSE(sel.dense);
+                ASSERT_EQ(sel.rows.size(), want.size());
+                for (size_t r = 0; r < want.size(); ++r) {
+                  EXPECT_EQ(static_cast<int>(sel.rows[r].size()), budget) << "row " << r;
+                  EXPECT_EQ(sel.rows[r], want[r]) << "row " << r;
+                }
+              });
+              if (HasFatalFailure()) return;
+            }
+        }
+  EXPECT_EQ(combo, 2 * 2 * 5 * 4);
+}
+
 // Oracle: the true top-(budget − 1) previous tokens by q·k (double brute force; group-shared:
 // by Σ_h q_h·k), plus the current token: recall 1 against the exact top-k.
 TEST(Selection, OracleEqualsExactTopKWithRecallOne) {

@@ -63,8 +63,13 @@ class PagedKVCache {
   std::span<const float> thresholds(int layer, int kv_head) const;
   // Calibrates every KV head of a layer from the keys stored so far (all live sequences): the
   // equal-mass quantiles of the (transformed) key elements, from at most `max_samples` keys
-  // spread over the positions; then re-encodes. Throws when the layer holds no keys.
+  // spread over the positions; then re-encodes, and sets the code levels to the bucket means of
+  // the same samples. Throws when the layer holds no keys.
   void calibrate_thresholds(int layer, int max_samples = 4096);
+  // Code levels per head for dist=ip (codes.h): set_thresholds resets them to
+  // default_levels(thresholds); calibrate_thresholds to the bucket means. Codes are unchanged.
+  void set_levels(int layer, int kv_head, std::span<const float> levels);
+  std::span<const float> levels(int layer, int kv_head) const;
 
   PagedKV kv(int layer, SeqId seq, int kv_head) const;
   PagedCodes codes(int layer, SeqId seq, int kv_head) const;

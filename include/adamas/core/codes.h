@@ -30,7 +30,17 @@ inline constexpr int kMaxThermoPlanes = (1 << kMaxCodeBits) - 1;  // 7
 inline constexpr int kMaxCodeWords = 256 / 64;                    // d ≤ 256
 inline constexpr int kCodeSlotAlign = 8;                          // slots per 512-bit load
 
-enum class Distance : uint8_t { kL1, kL2 };
+// kL1, kL2: between the query's code and the key's code (the paper: L1).
+// kIP (ours): asymmetric. The transformed query, kept at 5 bits per element, against the key's
+// code levels (one representative value per bucket and head): the estimate is the inner product
+// of the query with the key as its code reconstructs it, so the query loses no precision to its
+// own 2-bit code. Same key bytes as L1 and L2.
+enum class Distance : uint8_t { kL1, kL2, kIP };
+
+// kIP query precision: each transformed query element is rounded to an integer in
+// [−kIpQueryMax, kIpQueryMax] (scale: the largest |element|), i.e. 5-bit planes.
+inline constexpr int kIpQueryMax = 15;
+inline constexpr int kIpQueryPlanes = 5;
 
 // The paper's defaults: 1 bit {0}; 2 bits {-10, 0, 10}; 3 bits (our choice, same outer range,
 // uniform steps) {-15, -10, -5, 0, 5, 10, 15}. On the orthonormal transform.
@@ -55,6 +65,18 @@ struct CodeSpec {
 // of transformed key elements of one head), so that each bucket holds the same share.
 std::vector<float> calibrate_thresholds(std::span<const float> values, int bits);
 
+// Code levels (kIP): the value that stands for each of the 2^bits buckets, ascending.
+// default_levels: data-free, from the thresholds alone: interior buckets their midpoint, the two
+//   outer ones half a neighbouring step beyond their threshold (1 bit: t ± 1). For {−10, 0, 10}
+//   this gives {−15, −5, 5, 15}.
+// bucket_centroids: the mean of the `values` in each bucket (the least-squares levels); a bucket
+//   with no value keeps its default level. Non-finite values are ignored.
+std::vector<float> default_levels(std::span<const float> thresholds);
+std::vector<float> bucket_centroids(std::span<const float> values,
+                                    std::span<const float> thresholds);
+// Throws adamas::Error unless `levels` has 2^bits finite, non-decreasing values.
+void check_levels(std::span<const float> levels, int bits);
+
 constexpr int code_slot_stride(int page_size) {
   return (page_size + kCodeSlotAlign - 1) / kCodeSlotAlign * kCodeSlotAlign;
 }
@@ -62,12 +84,20 @@ inline size_t code_page_words(const CodeSpec& s, int page_size) {
   return static_cast<size_t>(s.bits) * s.words() * code_slot_stride(page_size);
 }
 
-// A query's code: thermometer planes, plane-major: planes[m * words + w], m = 0 .. 2^bits − 2
-// (plane m holds bucket ≥ m + 1). Fixed size, trivially copyable (passes to GPU kernels as is).
+// A query's code. Fixed size, trivially copyable (passes to GPU kernels as is).
+// L1/L2 (qplanes = 0): thermometer planes, plane-major: planes[m * words + w], m = 0 .. 2^bits − 2
+//   (plane m holds bucket ≥ m + 1).
+// kIP (qplanes = kIpQueryPlanes): planes[j * words + w] holds bit j of u_i = q̃_i + kIpQueryMax,
+//   where q̃_i ∈ [−kIpQueryMax, kIpQueryMax] is the rounded transformed query element; steps[m−1]
+//   is the integer level step Δ̃_m between buckets m − 1 and m, and `offset` = kIpQueryMax ·
+//   head_dim · Σ Δ̃ bounds |score|, so that distance = offset − score is in [0, 2 · offset].
 struct QueryCode {
   int bits = 0;
   int words = 0;
   std::array<uint64_t, kMaxThermoPlanes * kMaxCodeWords> planes{};
+  int qplanes = 0;  // kIP fields after the planes: the L1/L2 GPU kernels' loads stay as they were
+  int offset = 0;
+  std::array<int32_t, kMaxThermoPlanes> steps{};
 };
 
 // Bucket of one value. thresholds ascending, count = 2^bits − 1.
@@ -84,6 +114,15 @@ void compute_buckets(const CodeSpec& spec, std::span<const float> thresholds, co
 
 // Encodes one query (raw, post-RoPE, pre-Hadamard).
 QueryCode encode_query(const CodeSpec& spec, std::span<const float> thresholds, const float* q);
+
+// Encodes one query for kIP against keys whose buckets stand for `levels` (2^bits ascending).
+// The level steps are rounded to integers on a grid of span / W units (a positive step to at
+// least 1), W ≤ 15 chosen as large as lets `heads_summed` distances add up within 16 bits:
+// 2 · offset · heads_summed ≤ 65535.
+// Throws adamas::Error when not even W = 1 fits (very wide heads summed over many query heads).
+//   score(t) = Σ_i q̃_i · Σ_{m ≤ b_k(t,i)} Δ̃_m,   distance(t) = offset − score(t)
+QueryCode encode_query_ip(const CodeSpec& spec, std::span<const float> levels, const float* q,
+                          int heads_summed = 1);
 
 // Encodes n keys of type `dtype` (row i at keys + i * key_stride elements) into the slots
 // [slot0, slot0 + n) of one code page (layout above). Requires slot0 + n ≤ slot_stride.

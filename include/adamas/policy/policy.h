@@ -38,6 +38,10 @@ struct PolicyConfig {
   bool hadamard = true;
   std::vector<float> thresholds;  // fixed thresholds for the cache; empty: the defaults
   bool calibrate = false;         // per-head thresholds from the keys after prefill (ours)
+  // Positions always inside an adamas budget (ours): the first keep_sinks tokens and the
+  // keep_recent tokens before the current one; the estimate ranks the rest for what remains.
+  int keep_sinks = 0;
+  int keep_recent = 0;
   // streaming
   int sinks = 4;  // first tokens kept; the window is budget − sinks recent tokens
 
@@ -46,8 +50,8 @@ struct PolicyConfig {
 };
 
 // Parses "NAME[:key=value,...]" with NAME in full|oracle|adamas|quest|streaming and keys
-// budget, dense_layers, gqa (per-head|shared), bits, dist (l1|l2), hadamard (0|1),
-// thresholds (paper|calibrated), sinks.
+// budget, dense_layers, gqa (per-head|shared), bits, dist (l1|l2|ip), hadamard (0|1),
+// thresholds (paper|calibrated), keep_sinks, keep_recent (adamas), sinks (streaming).
 // Unknown names or keys throw adamas::Error listing the accepted ones.
 PolicyConfig parse_policy(std::string_view spec);
 
