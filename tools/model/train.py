@@ -177,6 +177,9 @@ def main():
     ap.add_argument("--data", default=".data/carry")
     ap.add_argument("--out", required=True, help="folder for checkpoint + log")
     ap.add_argument("--resume", default=None, help="folder holding ckpt.pt.part* + ckpt.json")
+    ap.add_argument("--init-from", default=None,
+                    help="start a new schedule from the weights of a Hugging Face folder (model.safetensors), "
+                         "e.g. models/adamas-tiny-8k to extend its context with a larger --max-len")
     ap.add_argument("--total-steps", type=int, default=0, help="0: choose from a benchmark and --train-seconds")
     ap.add_argument("--train-seconds", type=float, default=420)
     ap.add_argument("--deadline", type=float, default=1e9, help="stop (and save) at this many seconds after start")
@@ -225,6 +228,12 @@ def main():
     model.init_weights(a.seed)
     start = 0
     total = a.total_steps
+    if a.init_from:
+        assert not a.resume, "--init-from starts a new schedule; it cannot be combined with --resume"
+        sd = read_safetensors(_parts(a.init_from, "model.safetensors"))
+        missing, unexpected = model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+        assert not unexpected and all(m == "lm_head.weight" for m in missing), (missing, unexpected)
+        log("initialised from %s (new schedule, max_len %d)" % (a.init_from, a.max_len))
     if a.resume:
         sd, meta = load_ckpt(a.resume)
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
@@ -237,7 +246,9 @@ def main():
 
     if total == 0:
         if device == "cuda":
-            t = benchmark(model, a, device, [256, 1024, 4096, 8192])
+            lens = sorted({L for L in (256, 1024, 4096, 8192, 16384, 32768, 65536) if a.min_len <= L <= a.max_len}
+                          | {a.min_len, a.max_len})
+            t = benchmark(model, a, device, lens)
             xs = sorted(t)
             est = lambda L: float(np.interp(L, xs, [t[x] for x in xs]))
             cache = {}
