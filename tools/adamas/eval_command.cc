@@ -434,6 +434,9 @@ void add_eval_command(CLI::App& app, int& status) {
     add_common(cmd, *c);
     cmd->add_option("--text", *text, "held-out text (documents separated by a line holding 0x1e)");
     cmd->add_option("--docs", o->docs, "documents (the first long enough)")->check(positive());
+    cmd->add_option("--skip-docs", o->skip_docs,
+                    "long-enough documents skipped first (dev and test splits of one file)")
+        ->check(CLI::Range(0, 1000000));
     cmd->add_option("--prefix", o->prefix, "tokens prefilled densely before decoding")
         ->check(positive(kMaxTokens));
     cmd->add_option("--tokens", o->tokens, "tokens decoded and scored per document")

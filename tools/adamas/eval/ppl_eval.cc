@@ -12,11 +12,11 @@ namespace adamas::eval {
 
 PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok, const PplOptions& o,
                   const ProgressFn& progress) {
-  if (o.prefix < 1 || o.tokens < 1 || o.docs < 1 || o.bucket < 1)
+  if (o.prefix < 1 || o.tokens < 1 || o.docs < 1 || o.bucket < 1 || o.skip_docs < 0)
     throw Error(
         fmt::format("ppl: --prefix ({}), --tokens ({}), --docs ({}) and --bucket ({}) "
-                    "must be ≥ 1",
-                    o.prefix, o.tokens, o.docs, o.bucket));
+                    "must be ≥ 1, --skip-docs ({}) ≥ 0",
+                    o.prefix, o.tokens, o.docs, o.bucket, o.skip_docs));
   PplResult result;
   result.window = o.prefix + o.tokens + 1;
   const int max_ctx = model.config().max_position_embeddings;
@@ -26,18 +26,24 @@ PplResult run_ppl(const model::LlamaModel& model, const model::Tokenizer& tok, c
 
   // Windows: [BOS] + the document's first ids, as the model was trained (one document per row).
   std::vector<std::vector<int32_t>> windows;
+  int skipped = 0;
   for (const std::string& doc : read_documents(o.text)) {
     if (static_cast<int>(windows.size()) == o.docs) break;
     if (doc.size() < static_cast<size_t>(result.window)) continue;  // ≥ 1 byte per token
     std::vector<int32_t> ids = tok.encode_prompt(doc);
     if (static_cast<int>(ids.size()) < result.window) continue;
+    if (skipped < o.skip_docs) {
+      ++skipped;
+      continue;
+    }
     ids.resize(result.window);
     windows.push_back(std::move(ids));
     result.doc_names.push_back(doc.substr(0, std::min(doc.find('\n'), size_t{60})));
   }
   if (static_cast<int>(windows.size()) < o.docs)
-    throw Error(fmt::format("ppl: '{}' has {} documents of ≥ {} tokens, --docs asks for {}",
-                            o.text.string(), windows.size(), result.window, o.docs));
+    throw Error(fmt::format(
+        "ppl: '{}' has {} documents of ≥ {} tokens after --skip-docs {}, --docs asks for {}",
+        o.text.string(), windows.size(), result.window, o.skip_docs, o.docs));
 
   std::vector<PolicyRun> runs = expand_policies(o.policies, o.budgets, o.page_size);
   for (const PolicyRun& r : runs) check_policy_on_device(o.device, r.config, r.label, "--policies");

@@ -17,6 +17,7 @@ namespace adamas::eval {
 struct PplOptions {
   std::filesystem::path text = kDefaultHeldout;  // corpus format (common.h read_documents)
   int docs = 2;       // the first `docs` documents long enough for a window
+  int skip_docs = 0;  // ... after skipping this many long-enough ones (disjoint dev / test splits)
   int prefix = 256;   // dense prefill
   int tokens = 2048;  // decode steps (tokens scored) per document
   int bucket = 256;   // positions per bucket of the curve
