@@ -62,40 +62,44 @@ HWY_EXPORT(Collect);
 int select_smallest(const uint16_t* values, int n, int k, int32_t* out) {
   if (int all = check_topk_args(n, k, out); all >= 0) return all;
   if (k == 0) return 0;
-  // Counting pass: histogram clamped to kBins − 1 (distances are small: the L1 of 2-bit codes at
-  // d = 128 is ≤ 384), in two interleaved copies to break store-to-load dependencies. The
-  // histogram is all zeros between calls: only the bins that were used are cleared.
+  // Counting pass over (v − min) >> shift, with shift the smallest that fits the value range in
+  // kBins bins (0 for L1/L2 distances, whose range is small; a few bits for dist=ip, whose values
+  // span 16 bits). Two interleaved copies break store-to-load dependencies. The histogram is all
+  // zeros between calls: only the bins that were used are cleared.
   constexpr int kBins = 4096;
   thread_local std::vector<int32_t> hist(2 * kBins, 0);
-  int i = 0, top = 0;
+  int lo = values[0], hi = values[0];
+  for (int j = 1; j < n; ++j) {
+    lo = std::min<int>(lo, values[j]);
+    hi = std::max<int>(hi, values[j]);
+  }
+  int shift = 0;
+  while (((hi - lo) >> shift) >= kBins) ++shift;
+  int i = 0;
   for (; i + 1 < n; i += 2) {
-    const int a = std::min<int>(values[i], kBins - 1), b = std::min<int>(values[i + 1], kBins - 1);
-    ++hist[a];
-    ++hist[kBins + b];
-    top = std::max(top, std::max(a, b));
+    ++hist[(values[i] - lo) >> shift];
+    ++hist[kBins + ((values[i + 1] - lo) >> shift)];
   }
-  if (i < n) {
-    const int a = std::min<int>(values[i], kBins - 1);
-    ++hist[a];
-    top = std::max(top, a);
-  }
-  // tau: the smallest value with count(v ≤ tau) ≥ k.
-  int below = 0, tau = 0;
-  for (;; ++tau) {
-    const int c = hist[tau] + hist[kBins + tau];
+  if (i < n) ++hist[(values[i] - lo) >> shift];
+  // The bin of the k-th smallest: the first with count(bins ≤ it) ≥ k.
+  int below = 0, bin = 0;
+  for (;; ++bin) {
+    const int c = hist[bin] + hist[kBins + bin];
     if (below + c >= k) break;
     below += c;
   }
+  const int top = (hi - lo) >> shift;
   std::fill(hist.begin(), hist.begin() + top + 1, 0);
   std::fill(hist.begin() + kBins, hist.begin() + kBins + top + 1, 0);
-  if (tau == kBins - 1) {  // rare: the k-th smallest is ≥ kBins − 1; find it exactly
-    std::vector<uint16_t> big;
+  int tau = lo + (bin << shift);
+  if (shift > 0) {  // the bin holds several values: find the k-th smallest among its members
+    thread_local std::vector<uint16_t> members;
+    members.clear();
     for (int j = 0; j < n; ++j)
-      if (values[j] >= kBins - 1) big.push_back(values[j]);
-    std::nth_element(big.begin(), big.begin() + (k - below - 1), big.end());
-    tau = big[k - below - 1];
-    below = 0;
-    for (int j = 0; j < n; ++j) below += values[j] < tau;
+      if (((values[j] - lo) >> shift) == bin) members.push_back(values[j]);
+    std::nth_element(members.begin(), members.begin() + (k - below - 1), members.end());
+    tau = members[k - below - 1];
+    for (uint16_t v : members) below += v < tau;
   }
   return HWY_DYNAMIC_DISPATCH(cpu::Collect)(values, n, static_cast<uint16_t>(tau), k - below, k,
                                             out);

@@ -138,8 +138,8 @@ TEST(TopK, SelectSmallestRepeatedCallsDoNotLeakState) {
   }
 }
 
-TEST(TopK, SelectSmallestLargeValuesUseExactFallback) {
-  // The k-th smallest is ≥ 4095 while smaller values exist below it.
+TEST(TopK, SelectSmallestWideRangesFindTheKthInsideACoarseBin) {
+  // Value ranges wider than the 4096 counting bins: the k-th smallest shares its bin with others.
   std::vector<uint16_t> v = {5000, 4095, 3, 65535, 4096, 4095, 0, 7000, 4094, 4095};
   std::mt19937 g(3);
   std::vector<uint16_t> w(3000);
