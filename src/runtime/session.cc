@@ -37,7 +37,12 @@ std::string unsupported_reason(Device device, const PolicyConfig& policy) {
   if (device == Device::kCpu) return {};
   switch (policy.kind) {
     case PolicyKind::kFull:
+      return {};
     case PolicyKind::kAdamas:
+      if (policy.calibrate || policy.distance == Distance::kIP || policy.keep_sinks > 0 ||
+          policy.keep_recent > 0)
+        return "thresholds=calibrated, dist=ip, keep_sinks and keep_recent run on the CPU only "
+               "for now (use --device cpu)";
       return {};
     default:
       return fmt::format("{} runs on the CPU only (use --device cpu)",

@@ -40,6 +40,7 @@ int run_demo(const DemoOptions& o) {
   ro.device = device.device;
   ro.any_policy = true;  // one prefill, then every policy decodes from the same cache
   ro.max_tokens = n + 16;
+  ro.page_size = o.page_size;
   ro.threads = o.threads;
   model::Session session(*model, ro);
   const SeqId seq = session.add_sequence();
@@ -57,13 +58,18 @@ int run_demo(const DemoOptions& o) {
       static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
   // The GPU's attention stages are not timed apart from the step: its rows give the step only.
-  fmt::print("{:<44} {:<10} {:>7} {:>13} {:>13}\n", "policy (decode steps)", "answer", "correct",
-             "ms/token", cuda ? "" : "attention ms");
+  size_t width = 44;  // the policy column fits the longest description
+  for (PolicyConfig pc : policies) {
+    if (pc.kind != PolicyKind::kFull) pc.budget = o.budget;
+    width = std::max(width, pc.describe().size());
+  }
+  fmt::print("{:<{}} {:<10} {:>7} {:>13} {:>13}\n", "policy (decode steps)", width, "answer",
+             "correct", "ms/token", cuda ? "" : "attention ms");
   for (PolicyConfig pc : policies) {
     if (pc.kind != PolicyKind::kFull) pc.budget = o.budget;
     const std::string why = model::unsupported_reason(device.device, pc);
     if (!why.empty()) {
-      fmt::print("{:<44} skipped: {}\n", pc.describe(), why);
+      fmt::print("{:<{}} skipped: {}\n", pc.describe(), width, why);
       continue;
     }
     session.truncate(seq, n);
@@ -84,7 +90,7 @@ int run_demo(const DemoOptions& o) {
     text.erase(0, text.find_first_not_of(" \t"));
     text = text.substr(0, text.find_first_of("\n\t"));
     const bool ok = text.rfind(std::to_string(key), 0) == 0;
-    fmt::print("{:<44} {:<10} {:>7} {:>13.1f} {:>13}\n", pc.describe(), text.substr(0, 10),
+    fmt::print("{:<{}} {:<10} {:>7} {:>13.1f} {:>13}\n", pc.describe(), width, text.substr(0, 10),
                ok ? "yes" : "NO", ms, cuda ? "" : fmt::format("{:.2f}", attn_ms));
   }
   fmt::print(
@@ -109,6 +115,8 @@ void add_demo_command(CLI::App& app, int& status) {
   cmd->add_option("--budget", o->budget, "token budget of the sparse policies")
       ->check(positive(kMaxTokens));
   cmd->add_option("--policies", o->policies, "policy specs")->delimiter(';');
+  cmd->add_option("--page-size", o->page_size, "KV cache page size (Quest's page; its paper: 16)")
+      ->check(CLI::Range(1, 65536));
   cmd->add_option("--threads", o->threads, "threads (default: all cores)")->check(threads_range());
   cmd->add_option("--device", o->device,
                   "cpu, cuda or auto (cuda when usable); policies cuda cannot run are skipped");

@@ -18,7 +18,10 @@ struct DemoOptions {
   int key = 0;  // 0: random (seeded)
   unsigned seed = 2026;
   int budget = 64;
-  std::vector<std::string> policies{"full", "adamas", "quest", "streaming"};
+  // The paper's Adamas, ours (calibrated thresholds, asymmetric estimate), and the baselines.
+  std::vector<std::string> policies{"full", "adamas", "adamas:thresholds=calibrated,dist=ip",
+                                    "quest", "streaming"};
+  int page_size = 16;  // KV page = Quest's page: its paper's 16 tokens
   int threads = 0;
   std::string device = "auto";  // cpu | cuda | auto; policies the device cannot run are skipped
 };
