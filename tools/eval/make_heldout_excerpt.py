@@ -8,6 +8,11 @@ MAX_BYTES bytes at a line end. Same format as the corpus: every document is foll
 holding only the byte 0x1e. SentencePiece pieces never contain a newline, so the tokens of a cut
 document are the first tokens of the whole document.
 
+It also writes tools/eval/data/long_excerpt.txt, for perplexity at 16K+ positions with
+models/adamas-tiny-32k: four documents cut to LONG_BYTES (about 23K tokens): a held-out kernel
+source and Python's argparse.py (the development split, --skip-docs 0 --docs 2), then another
+held-out kernel source and Python's subprocess.py (the held-out split, --skip-docs 2 --docs 2). The Python files are out of distribution (libpython3.11-minimal).
+
   /usr/bin/python3 tools/eval/make_heldout_excerpt.py [--corpus .data/corpus]
 """
 import argparse, os
@@ -24,12 +29,24 @@ NAMES = [  # interleaved so that the first k documents are a mix
     "dict/foldoc/00004",
 ]
 MAX_BYTES = 24000
+LONG = [  # (corpus name or absolute path); dev: the first two, held-out: the last two
+    "linux/kernel/rcu/rcutorture.c",
+    "/usr/lib/python3.11/argparse.py",
+    "linux/kernel/cgroup/cgroup.c",
+    "/usr/lib/python3.11/subprocess.py",
+]
+LONG_BYTES = 64000
+
+
+def cut(d, limit):
+    return d if len(d) <= limit else d[: d.rindex(b"\n", 0, limit) + 1]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=os.path.join(ROOT, ".data", "corpus"))
     ap.add_argument("--out", default=os.path.join(ROOT, "tools", "eval", "data", "heldout_excerpt.txt"))
+    ap.add_argument("--out-long", default=os.path.join(ROOT, "tools", "eval", "data", "long_excerpt.txt"))
     a = ap.parse_args()
     with open(os.path.join(a.corpus, "heldout.txt"), encoding="utf-8") as f:
         docs = f.read().split("\x1e\n")[:-1]
@@ -37,17 +54,17 @@ def main():
         names = f.read().split("\n")[:-1]
     assert len(docs) == len(names), (len(docs), len(names))
     by_name = dict(zip(names, docs))
-    out = []
-    for n in NAMES:
-        d = by_name[n].encode("utf-8")
-        if len(d) > MAX_BYTES:
-            d = d[: d.rindex(b"\n", 0, MAX_BYTES) + 1]
-        out.append(d.decode("utf-8"))
-        print("%-50s %6d bytes" % (n, len(d)))
-    with open(a.out, "w", encoding="utf-8", newline="") as f:
-        for d in out:
-            f.write(d + "\x1e\n")
-    print("wrote", a.out, os.path.getsize(a.out), "bytes")
+    for names_, limit, path in ((NAMES, MAX_BYTES, a.out), (LONG, LONG_BYTES, a.out_long)):
+        out = []
+        for n in names_:
+            d = open(n, "rb").read() if n.startswith("/") else by_name[n].encode("utf-8")
+            d = cut(d, limit)
+            out.append(d.decode("utf-8"))
+            print("%-50s %6d bytes" % (n, len(d)))
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            for d in out:
+                f.write(d + "\x1e\n")
+        print("wrote", path, os.path.getsize(path), "bytes")
 
 
 if __name__ == "__main__":
