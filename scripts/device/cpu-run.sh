@@ -5,7 +5,9 @@
 # (bench-matvec, Llama-3.2-1B shapes), bench-e2e --device cpu on a random-weight Llama-3.2-1B-shaped
 # checkpoint and on the shipped model, and one layer's decode attention (adamas bench, 32 heads).
 # Run from the repository root with .devdeps carried (see scripts/device/e2e-run.sh). At most
-# eight files under $OUT. Usage: scripts/device/cpu-run.sh [all|test|bench]
+# eight files under $OUT. Usage: scripts/device/cpu-run.sh [all|test|bench|estimator]
+# estimator: the sparse decode-attention stages of the paper's estimate (L1 of codes) beside ours
+# (dist=ip), one layer, MHA 32/32 and GQA 32/8, 32K and 128K, 1 thread and every core.
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/adamas-out}; mkdir -p "$OUT"
@@ -48,5 +50,29 @@ if [[ $what == all || $what == bench ]]; then
   step "adamas bench: one layer, 32 heads, 32K and 128K"
   timeout 90 $adamas bench --contexts 32768,131072 --budgets 256 --reps 5 \
     --csv "$OUT/cpu-bench-mha.csv" 2>>"$log" | tee -a "$log" | tail -8
+fi
+if [[ $what == estimator ]]; then
+  for threads in 1 16; do
+    for heads in "32 32" "32 8"; do
+      set -- $heads
+      for policy in adamas adamas:dist=ip; do
+        step "adamas bench: $policy, $1/$2 heads, $threads threads"
+        timeout 120 $adamas bench --contexts 32768,131072 --budgets 256 --reps 7 --heads $1 \
+          --kv-heads $2 --threads $threads --policy $policy \
+          --csv "$OUT/est-$threads-$1x$2-${policy//[:=,]/_}.csv" 2>>"$log" | tee -a "$log" | tail -3
+      done
+    done
+  done
+  (cd $OUT && python3 - <<'PY'
+import csv, glob
+rows = []
+for f in sorted(glob.glob("est-*.csv")):
+    rows += list(csv.DictReader(open(f)))
+if rows:
+    with open("estimator-bench.csv", "w", newline="") as o:
+        w = csv.DictWriter(o, fieldnames=list(rows[0].keys()))
+        w.writeheader(); w.writerows(rows)
+PY
+  ) && rm -f "$OUT"/est-*.csv
 fi
 step "done"

@@ -217,7 +217,8 @@ int run_bench(const BenchOptions& o) {
       csv << fmt::format(
           "{},{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
           "{:.3f},{:.2f},{:.2f},{:.2f},{:.2f},{}\n",
-          ctx, budget, o.batch, o.heads, o.kv_heads, o.head_dim, o.dtype, policy_kind_name(pc.kind),
+          ctx, budget, o.batch, o.heads, o.kv_heads, o.head_dim, o.dtype,
+          "\"" + o.policy + "\"",  // the spec as given (quoted: it may hold commas)
           simd_target(), threads, dense.total * 1e3, t.encode * 1e3, t.estimate * 1e3, t.topk * 1e3,
           t.attention * 1e3, t.total * 1e3, speedup, dense_gbs, est_gbs, copy_gbs, read_gbs,
           load_average());
