@@ -15,7 +15,7 @@ int max_distance(const CodeSpec& spec, Distance distance) {
 }
 
 int histogram_size(const CodeSpec& spec, Distance distance, int nq, bool sum_heads) {
-  if (distance == Distance::kIP) return 65536;
+  if (distance == Distance::kIP) return (65535 >> kIpHistogramShift) + 1;
   return max_distance(spec, distance) * (sum_heads ? nq : 1) + 1;
 }
 

@@ -39,7 +39,7 @@ HWY_INLINE void Thermometer(const V* s, V* t) {
 }
 
 // kIP: per thermometer plane m, Σ_i q̃_i · t_m(i) = Σ_j 2^j · popcount(U_j & t_m) − 15 · popcount(t_m)
-// with U_j the query's bit planes of u = q̃ + 15 (codes.h); acc[m] holds it lane-wise.
+// with U_j the query's bit planes of u = q̃ + 15 (codes.h). This returns the first sum.
 template <int J = 0, class V>
 HWY_INLINE V QueryPlaneDot(const QueryCode& q, int words, int w, V t) {
   const hn::DFromV<V> du;
@@ -62,7 +62,6 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
   const hn::ScalableTag<uint64_t> du;
   using V = hn::Vec<decltype(du)>;
   const size_t N = hn::Lanes(du);
-  HWY_ALIGN uint64_t plane_lanes[T][hn::MaxLanes(du)];
   const int P = codes.page_size;
   const size_t stride = static_cast<size_t>(codes.slot_stride);
   HWY_ALIGN uint64_t lanes[hn::MaxLanes(du)];
@@ -82,25 +81,32 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
       for (int h = 0; h < nq; ++h) {
         V acc = hn::Zero(du);
         if constexpr (MODE == Mode::kIP) {
-          V dots[T];
-          for (int m = 0; m < T; ++m) dots[m] = hn::Zero(du);
+          // Per plane m: P_m = Σ_j 2^j·popcount(U_j & t_m) and C_m = popcount(t_m), summed over
+          // the words; then  distance = offset − Σ_m Δ̃_m·P_m + 15·Σ_m Δ̃_m·C_m.
+          V dot_p[T], dot_c[T];
+          for (int m = 0; m < T; ++m) dot_p[m] = dot_c[m] = hn::Zero(du);
           for (int w = 0; w < words; ++w) {
             V s[BITS], t[T];
             for (int p = 0; p < BITS; ++p)
               s[p] = hn::LoadU(du, page + (p * words + w) * stride + s0);
             Thermometer<BITS>(s, t);
             for (int m = 0; m < T; ++m) {
-              const V pc = hn::PopulationCount(t[m]);
-              dots[m] = hn::Add(dots[m], hn::Sub(QueryPlaneDot(q[h], words, w, t[m]),
-                                                 hn::Sub(hn::ShiftLeft<4>(pc), pc)));
+              dot_p[m] = hn::Add(dot_p[m], QueryPlaneDot(q[h], words, w, t[m]));
+              dot_c[m] = hn::Add(dot_c[m], hn::PopulationCount(t[m]));
             }
           }
-          for (int m = 0; m < T; ++m) hn::Store(dots[m], du, plane_lanes[m]);
-          for (int j = 0; j < n; ++j) {  // distance = offset − Σ_m Δ̃_m · dot_m (two's complement)
-            int64_t score = 0;
-            for (int m = 0; m < T; ++m)
-              score += int64_t{q[h].steps[m]} * static_cast<int64_t>(plane_lanes[m][j]);
-            lanes[j] = static_cast<uint64_t>(q[h].offset - score);
+          HWY_ALIGN uint64_t p_lanes[T][hn::MaxLanes(du)], c_lanes[T][hn::MaxLanes(du)];
+          for (int m = 0; m < T; ++m) {
+            hn::Store(dot_p[m], du, p_lanes[m]);
+            hn::Store(dot_c[m], du, c_lanes[m]);
+          }
+          for (int j = 0; j < n; ++j) {
+            uint64_t x = 0, c = 0;
+            for (int m = 0; m < T; ++m) {
+              x += static_cast<uint64_t>(q[h].steps[m]) * p_lanes[m][j];
+              c += static_cast<uint64_t>(q[h].steps[m]) * c_lanes[m][j];
+            }
+            lanes[j] = static_cast<uint64_t>(q[h].offset) + 15 * c - x;
           }
           acc = hn::Load(du, lanes);
         }
@@ -130,7 +136,8 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
         }
         if (hist != nullptr && (!sum_heads || h == nq - 1)) {
           uint32_t* row = sum_heads ? hist : hist + h * hist_size;
-          for (int j = 0; j < n; ++j) ++row[dst[j]];
+          constexpr int shift = MODE == Mode::kIP ? kIpHistogramShift : 0;
+          for (int j = 0; j < n; ++j) ++row[dst[j] >> shift];
         }
       }
     }

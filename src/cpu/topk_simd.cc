@@ -49,6 +49,25 @@ int Collect(const uint16_t* HWY_RESTRICT values, int n, uint16_t tau, int ties, 
   return c;
 }
 
+// Appends to `members` every values[j] in [a, b] (the values of one coarse histogram bin). Few
+// values fall in a bin, so almost every vector costs two compares and no store.
+void BinMembers(const uint16_t* HWY_RESTRICT values, int n, uint16_t a, uint16_t b,
+                std::vector<uint16_t>* members) {
+  const hn::ScalableTag<uint16_t> d16;
+  const int N = static_cast<int>(hn::Lanes(d16));
+  // v ∈ [a, b] ⟺ v − a < b − a + 1 in wrapping unsigned arithmetic (b − a < 2^15 here).
+  const auto va = hn::Set(d16, a), width = hn::Set(d16, static_cast<uint16_t>(b - a + 1));
+  int j = 0;
+  for (; j + N <= n; j += N) {
+    const auto v = hn::LoadU(d16, values + j);
+    if (hn::AllFalse(d16, hn::Lt(hn::Sub(v, va), width))) continue;
+    for (int i = j; i < j + N; ++i)
+      if (values[i] >= a && values[i] <= b) members->push_back(values[i]);
+  }
+  for (; j < n; ++j)
+    if (values[j] >= a && values[j] <= b) members->push_back(values[j]);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace adamas::cpu
 HWY_AFTER_NAMESPACE();
@@ -57,7 +76,33 @@ HWY_AFTER_NAMESPACE();
 namespace adamas {
 namespace cpu {
 HWY_EXPORT(Collect);
+HWY_EXPORT(BinMembers);
 }  // namespace cpu
+
+namespace {
+
+// The k smallest, given the bin of the k-th: bins are (v − lo) >> shift, `below` values lie in
+// lower bins. With shift > 0 the bin holds several values: the k-th is found among its members.
+int collect_from_bin(const uint16_t* values, int n, int k, int below, int bin, int lo, int shift,
+                     int32_t* out) {
+  int tau = lo + (bin << shift);
+  if (shift > 0) {
+    thread_local std::vector<uint16_t> members;
+    members.clear();
+    const int a = lo + (bin << shift), b = std::min(65535, a + (1 << shift) - 1);
+    HWY_DYNAMIC_DISPATCH(cpu::BinMembers)
+    (values, n, static_cast<uint16_t>(a), static_cast<uint16_t>(b), &members);
+    ADAMAS_CHECK(static_cast<int>(members.size()) >= k - below,
+                 "histogram bin {} counts more values than the row holds", bin);
+    std::nth_element(members.begin(), members.begin() + (k - below - 1), members.end());
+    tau = members[k - below - 1];
+    for (uint16_t v : members) below += v < tau;
+  }
+  return HWY_DYNAMIC_DISPATCH(cpu::Collect)(values, n, static_cast<uint16_t>(tau), k - below, k,
+                                            out);
+}
+
+}  // namespace
 
 int select_smallest(const uint16_t* values, int n, int k, int32_t* out) {
   if (int all = check_topk_args(n, k, out); all >= 0) return all;
@@ -91,33 +136,22 @@ int select_smallest(const uint16_t* values, int n, int k, int32_t* out) {
   const int top = (hi - lo) >> shift;
   std::fill(hist.begin(), hist.begin() + top + 1, 0);
   std::fill(hist.begin() + kBins, hist.begin() + kBins + top + 1, 0);
-  int tau = lo + (bin << shift);
-  if (shift > 0) {  // the bin holds several values: find the k-th smallest among its members
-    thread_local std::vector<uint16_t> members;
-    members.clear();
-    for (int j = 0; j < n; ++j)
-      if (((values[j] - lo) >> shift) == bin) members.push_back(values[j]);
-    std::nth_element(members.begin(), members.begin() + (k - below - 1), members.end());
-    tau = members[k - below - 1];
-    for (uint16_t v : members) below += v < tau;
-  }
-  return HWY_DYNAMIC_DISPATCH(cpu::Collect)(values, n, static_cast<uint16_t>(tau), k - below, k,
-                                            out);
+  return collect_from_bin(values, n, k, below, bin, lo, shift, out);
 }
 
 int select_smallest(const uint16_t* values, int n, int k, const uint32_t* hist, int hist_size,
-                    int32_t* out) {
+                    int32_t* out, int shift) {
   if (int all = check_topk_args(n, k, out); all >= 0) return all;
+  ADAMAS_CHECK(shift >= 0 && shift < 16, "histogram shift must be in [0, 16), got {}", shift);
   if (k == 0) return 0;
-  int below = 0, tau = 0;
-  for (;; ++tau) {
-    ADAMAS_CHECK(tau < hist_size, "histogram of {} bins counts fewer than n = {} values", hist_size,
+  int below = 0, bin = 0;
+  for (;; ++bin) {
+    ADAMAS_CHECK(bin < hist_size, "histogram of {} bins counts fewer than n = {} values", hist_size,
                  n);
-    if (below + static_cast<int>(hist[tau]) >= k) break;
-    below += static_cast<int>(hist[tau]);
+    if (below + static_cast<int>(hist[bin]) >= k) break;
+    below += static_cast<int>(hist[bin]);
   }
-  return HWY_DYNAMIC_DISPATCH(cpu::Collect)(values, n, static_cast<uint16_t>(tau), k - below, k,
-                                            out);
+  return collect_from_bin(values, n, k, below, bin, 0, shift, out);
 }
 
 }  // namespace adamas

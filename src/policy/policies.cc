@@ -57,15 +57,11 @@ class AdamasPolicy final : public SelectionPolicy {
   void estimate(const PagedKVCache& cache, const HeadTask& t, HeadScratch& s) const override {
     const CodeSpec& spec = cache.config().codes;
     s.distances.resize(static_cast<size_t>(s.rows()) * t.length);
-    uint32_t* hist = nullptr;  // dist=ip spans 16 bits: its select counts for itself
-    if (config_.distance != Distance::kIP) {
-      s.histogram.assign(
-          static_cast<size_t>(s.rows()) * histogram_size(spec, config_.distance, t.nq, s.shared), 0);
-      hist = s.histogram.data();
-    }
+    s.histogram.assign(
+        static_cast<size_t>(s.rows()) * histogram_size(spec, config_.distance, t.nq, s.shared), 0);
     estimate_distances(spec, config_.distance, s.qcodes.data(), t.nq,
                        cache.codes(t.layer, t.seq, t.kv_head), s.shared, s.distances.data(),
-                       t.length, hist);
+                       t.length, s.histogram.data());
   }
 
   // Row layout: keep_sinks first tokens, the ranked choice, keep_recent tokens, the current one.
@@ -74,21 +70,17 @@ class AdamasPolicy final : public SelectionPolicy {
     const int sinks = std::min({config_.keep_sinks, b - 1, past});
     const int recent = std::min({config_.keep_recent, b - 1 - sinks, past - sinks});
     const int lo = sinks, hi = past - recent;  // ranked range [lo, hi)
-    const bool ip = config_.distance == Distance::kIP;
-    const int bins = ip ? 0 : histogram_size(cache.config().codes, config_.distance, t.nq, s.shared);
+    const int bins = histogram_size(cache.config().codes, config_.distance, t.nq, s.shared);
+    const int shift = histogram_shift(config_.distance);
     for (int r = 0; r < s.rows(); ++r) {
       const uint16_t* dist = s.distances.data() + size_t(r) * t.length;
       int32_t* out = s.indices.data() + size_t(r) * b;
       for (int i = 0; i < sinks; ++i) out[i] = i;
-      int c = 0;
-      if (ip) {
-        c = select_smallest(dist + lo, hi - lo, b - 1 - sinks - recent, out + sinks);
-      } else {
-        uint32_t* hist = s.histogram.data() + size_t(r) * bins;
-        for (int i = 0; i < lo; ++i) --hist[dist[i]];  // kept or current: not ranked
-        for (int i = hi; i < t.length; ++i) --hist[dist[i]];
-        c = select_smallest(dist + lo, hi - lo, b - 1 - sinks - recent, hist, bins, out + sinks);
-      }
+      uint32_t* hist = s.histogram.data() + size_t(r) * bins;
+      for (int i = 0; i < lo; ++i) --hist[dist[i] >> shift];  // kept or current: not ranked
+      for (int i = hi; i < t.length; ++i) --hist[dist[i] >> shift];
+      int c = select_smallest(dist + lo, hi - lo, b - 1 - sinks - recent, hist, bins, out + sinks,
+                              shift);
       if (lo > 0)
         for (int i = 0; i < c; ++i) out[sinks + i] += lo;
       c += sinks;

@@ -299,11 +299,24 @@ void run_ip_case(const Case& c, uint32_t seed) {
   ref::estimate_distances(spec, Distance::kIP, qc.data(), c.nq, view, c.sum_heads, ref_out.data(),
                           out_stride);
   ASSERT_EQ(ref_out, want) << "reference";
+  // The fused histogram counts distances >> kIpHistogramShift.
+  const int bins = histogram_size(spec, Distance::kIP, c.nq, c.sum_heads);
+  ASSERT_EQ(bins, (65535 >> kIpHistogramShift) + 1);
+  std::vector<uint32_t> want_hist(size_t(rows) * bins, 0);
+  for (int r = 0; r < rows; ++r)
+    for (int i = 0; i < c.length; ++i)
+      ++want_hist[size_t(r) * bins + (want[r * out_stride + i] >> kIpHistogramShift)];
   for_each_target([&](int64_t) {
     std::vector<uint16_t> fast(rows * out_stride, 0xBEEF);
     estimate_distances(spec, Distance::kIP, qc.data(), c.nq, view, c.sum_heads, fast.data(),
                        out_stride);
     ASSERT_EQ(fast, want) << "fast path";
+    std::vector<uint16_t> fast2(rows * out_stride, 0xBEEF);
+    std::vector<uint32_t> hist(size_t(rows) * bins, 0);
+    estimate_distances(spec, Distance::kIP, qc.data(), c.nq, view, c.sum_heads, fast2.data(),
+                       out_stride, hist.data());
+    ASSERT_EQ(fast2, want) << "fast path with histogram";
+    ASSERT_EQ(hist, want_hist) << "fused coarse histogram";
   });
 }
 

@@ -48,15 +48,16 @@ std::vector<int32_t> run_select(std::type_identity_t<SelectFn<T>> f, const std::
 }
 
 // select_smallest with the counting pass done by the caller (exact counts of every value).
-std::vector<int32_t> run_with_histogram(const std::vector<uint16_t>& v, int k) {
+// shift > 0: a coarse histogram, hist[v >> shift] (what estimate fuses for dist=ip).
+std::vector<int32_t> run_with_histogram(const std::vector<uint16_t>& v, int k, int shift = 0) {
   const int n = static_cast<int>(v.size());
   int top = 0;
-  for (uint16_t x : v) top = std::max<int>(top, x);
+  for (uint16_t x : v) top = std::max<int>(top, x >> shift);
   std::vector<uint32_t> hist(top + 1, 0);
-  for (uint16_t x : v) ++hist[x];
+  for (uint16_t x : v) ++hist[x >> shift];
   const int cap = k + 8;
   std::vector<int32_t> out(cap, kGuard);
-  const int c = select_smallest(v.data(), n, k, hist.data(), top + 1, out.data());
+  const int c = select_smallest(v.data(), n, k, hist.data(), top + 1, out.data(), shift);
   EXPECT_EQ(c, std::min(k, n));
   for (int i = std::max(c, 0); i < cap; ++i)
     EXPECT_EQ(out[i], kGuard) << "wrote past the count at " << i;
@@ -117,6 +118,8 @@ TEST(TopK, SelectSmallestMatchesBruteForce) {
         for_each_target([&](int64_t) {
           EXPECT_EQ(run_select(select_smallest, v, k), want) << "fast";
           EXPECT_EQ(run_with_histogram(v, k), want) << "fast, given histogram";
+          for (int shift : {1, 4, 9})
+            EXPECT_EQ(run_with_histogram(v, k, shift), want) << "coarse histogram >> " << shift;
         });
       }
     }

@@ -10,10 +10,14 @@
 // Smaller = more relevant. All query codes must have the spec's bits and words. Throws
 // adamas::Error when the largest possible distance does not fit uint16 (max_distance()).
 //
+// kIP: d(t) = offset − Σ_i q̃_i · Σ_{m ≤ b_k(t,i)} Δ̃_m  (codes.h encode_query_ip); summed over
+// the heads when sum_heads. The query codes must come from encode_query_ip.
+//
 // Fused histogram (optional, for top-k): when `histogram` is not null, it must hold
-// rows × histogram_size(...) zeroed counters; histogram[r * histogram_size + v] is incremented
-// for every position whose distance in output row r is v. select_smallest() then needs no
-// counting pass of its own.
+// rows × histogram_size(...) zeroed counters; histogram[r * histogram_size + (v >> shift)] is
+// incremented for every position whose distance in output row r is v, with shift =
+// histogram_shift(distance): 0 for L1/L2 (a counter per value), kIpHistogramShift for kIP (whose
+// values span 16 bits). select_smallest() then needs no counting pass of its own.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +31,12 @@ namespace adamas {
 // or 2 (L2).
 int max_distance(const CodeSpec& spec, Distance distance);
 
-// Counters per histogram row: the largest distance of one output row, plus one.
+// Counters per histogram row: (the largest distance of one output row >> shift) + 1.
 int histogram_size(const CodeSpec& spec, Distance distance, int nq, bool sum_heads);
+inline constexpr int kIpHistogramShift = 4;  // 4096 counters cover 16-bit kIP distances
+constexpr int histogram_shift(Distance distance) {
+  return distance == Distance::kIP ? kIpHistogramShift : 0;
+}
 
 void estimate_distances(const CodeSpec& spec, Distance distance, const QueryCode* q, int nq,
                         const PagedCodes& codes, bool sum_heads, uint16_t* out, size_t out_stride,

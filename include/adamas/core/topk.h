@@ -12,10 +12,12 @@ namespace adamas {
 // k smallest of uint16 values (distances), via a counting/radix select: two or three passes.
 int select_smallest(const uint16_t* values, int n, int k, int32_t* out);
 
-// The same with the counting pass already done: hist[v] = #{j < n : values[j] = v} for
-// v < hist_size, every value < hist_size (e.g. the fused histogram of estimate_distances()).
+// The same with the counting pass already done: hist[b] = #{j < n : values[j] >> shift = b} for
+// b < hist_size, every value >> shift < hist_size (e.g. the fused histogram of
+// estimate_distances(), whose shift is histogram_shift(distance)). With shift > 0 the k-th value
+// is found among the members of its bin (one more pass over the row).
 int select_smallest(const uint16_t* values, int n, int k, const uint32_t* hist, int hist_size,
-                    int32_t* out);
+                    int32_t* out, int shift = 0);
 
 // k largest of float values (exact scores, Quest page scores), via nth_element on (value, pos).
 // NaN is treated as −inf.
