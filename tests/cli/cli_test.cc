@@ -121,6 +121,8 @@ constexpr BadInput kBadInputs[] = {
     {"eval passkey --model {model} --depths 0.5,1.5", "--depths: Value 1.5 not in range"},
     {"eval passkey --model {model} --lengths 0", "--lengths: Value 0 not in range"},
     {"eval passkey --model {model} --trials 0", "--trials: Value 0 not in range"},
+    {"eval passkey --model {model} --keys 0", "--keys: Value 0 not in range"},
+    {"eval ppl --model {model} --skip-docs -1", "--skip-docs: Value -1 not in range"},
     {"eval ppl --model {model} --tokens 0", "--tokens: Value 0 not in range"},
     {"eval ppl --model {model} --bucket 0", "--bucket: Value 0 not in range"},
     {"eval recall --model {model} --steps 0", "--steps: Value 0 not in range"},

@@ -2,12 +2,14 @@
 // policies' accuracy (full attention retrieves the passkey at short contexts; the oracle's recall
 // of its own top-k is 1 and its attention mass is the largest; budget ≥ context is full
 // attention, bit for bit), plus the pieces (policy expansion, held-out text).
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <random>
 
 #include "adamas/common/error.h"
 #include "adamas/model/llama.h"
@@ -63,6 +65,62 @@ TEST(EvalPieces, HeldoutExcerptIsInTheCorpusFormat) {
     EXPECT_GT(d.size(), 20000u);
     EXPECT_EQ(d.find('\x1e'), std::string::npos);
   }
+}
+
+// The multi-key template, byte for byte as tools/model/tasks.py mk_text writes it.
+TEST(EvalPieces, MultikeyTextMatchesTheTrainingTemplate) {
+  const std::string filler =
+      "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\n";
+  const std::string want =
+      "Some keys are hidden inside a lot of irrelevant text, each with a value. Memorize them. I "
+      "will ask for the value of one key at the end.\n" +
+      filler + "The value of key 11111 is 33333.\n" + filler + filler +
+      "The value of key 22222 is 44444.\n" + filler +
+      "What is the value of key 22222? The value of key 22222 is";
+  EXPECT_EQ(cli::multikey_text(4, {1, 3}, {11111, 22222}, {33333, 44444}, 1), want);
+}
+
+TEST_F(EvalOnModel, MultikeyPromptsPlaceTheQueriedNeedleAtTheDepth) {
+  const std::vector<int> keys = {12345, 23456, 34567, 45678}, values = {11111, 22222, 33333, 44444};
+  for (double depth : {0.0, 0.3, 1.0}) {
+    std::mt19937 rng(9);
+    const auto p = cli::make_multikey_prompt(*tok_, 1024, depth, keys, values, 2, rng, 6);
+    EXPECT_LE(p.ids.size() + 6, 1024u);
+    EXPECT_GT(p.ids.size() + 6 + 26, 1024u) << "not the longest prompt that fits";
+    EXPECT_EQ(p.key, 33333);
+    EXPECT_EQ(p.needle_line, static_cast<int>(std::nearbyint(depth * p.filler_lines)));
+    EXPECT_EQ(tok_->encode_prompt(p.text), p.ids);
+    for (size_t i = 0; i < keys.size(); ++i)
+      EXPECT_NE(p.text.find(fmt::format("The value of key {} is {}.", keys[i], values[i])),
+                std::string::npos);
+    EXPECT_TRUE(p.text.ends_with("What is the value of key 34567? The value of key 34567 is"));
+  }
+  std::mt19937 rng(1);
+  try {
+    cli::make_multikey_prompt(*tok_, 40, 0.5, keys, values, 0, rng, 6);
+    ADD_FAILURE() << "a 40-token context fits no 4-key prompt";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("a 4-key prompt needs at least"));
+  }
+}
+
+TEST_F(EvalOnModel, FullAttentionRetrievesTheQueriedValueAmongDistractors) {
+  PasskeyOptions o;
+  o.lengths = {1024};
+  o.depths = {0, 0.5, 1};
+  o.trials = 1;
+  o.keys = 4;
+  o.policies = {"full", "oracle"};
+  o.budgets = {64};
+  o.jobs = 2;
+  const auto rows = run_passkey(*model_, *tok_, o);
+  ASSERT_EQ(rows.size(), 3u * 2u);
+  for (const auto& r : rows) {
+    EXPECT_TRUE(r.correct) << r.policy << " depth " << r.depth << ": '" << r.answer
+                           << "' for value " << r.key;
+  }
+  o.keys = 0;
+  EXPECT_THROW(run_passkey(*model_, *tok_, o), Error);
 }
 
 TEST_F(EvalOnModel, FullAttentionRetrievesThePasskey) {

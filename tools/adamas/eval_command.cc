@@ -155,10 +155,13 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
   const auto t0 = std::chrono::steady_clock::now();
   Loaded m = load(c);
   fmt::print(
-      "adamas eval passkey: {} ({})\nlengths {}, depths {}, {} trial(s); {} jobs × {} "
+      "adamas eval passkey: {} ({})\n{}; lengths {}, depths {}, {} trial(s); {} jobs × {} "
       "thread(s); one dense prefill per prompt, every policy × budget decodes from it\n",
-      c.model, m.model->config().describe(), fmt::join(o.lengths, ","), fmt::join(o.depths, ","),
-      o.trials, o.jobs, o.threads);
+      c.model, m.model->config().describe(),
+      o.keys == 1 ? std::string("passkey")
+                  : fmt::format("multi-key: {} needles, 1 queried, {} distractors", o.keys,
+                                o.keys - 1),
+      fmt::join(o.lengths, ","), fmt::join(o.depths, ","), o.trials, o.jobs, o.threads);
   std::vector<eval::PasskeyRow> rows;
   {
     Progress p("passkey", 1000);
@@ -423,6 +426,10 @@ void add_eval_command(CLI::App& app, int& status) {
     cmd->add_option("--trials", o->trials, "random keys per length × depth")
         ->check(positive(1000000));
     cmd->add_option("--seed", o->seed, "seed of the keys");
+    cmd->add_option("--keys", o->keys,
+                    "needles per prompt: 1 = passkey; K ≥ 2 = multi-key, K key-value needles, "
+                    "the queried one at the depth, the others distractors at random lines")
+        ->check(CLI::Range(1, 64));
     cmd->callback([c, o, &status] { status = run_passkey_command(*c, *o); });
   }
   {

@@ -15,6 +15,7 @@ namespace adamas::eval {
 std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model::Tokenizer& tok,
                                     const PasskeyOptions& o, const ProgressFn& progress) {
   if (o.trials < 1) throw Error(fmt::format("--trials must be ≥ 1, got {}", o.trials));
+  if (o.keys < 1 || o.keys > 64) throw Error(fmt::format("--keys must be in [1, 64], got {}", o.keys));
   for (double d : o.depths)
     if (d < 0 || d > 1) throw Error(fmt::format("depths must be in [0, 1], got {}", d));
   const int max_ctx = model.config().max_position_embeddings;
@@ -36,6 +37,7 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
     int length;
     double depth;
     int trial, key;
+    unsigned stream;  // seeds the multi-key needles
   };
   std::vector<Prompt> prompts;
   for (size_t li = 0; li < o.lengths.size(); ++li)
@@ -44,8 +46,8 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
         // One key per (length, depth, trial), reproducible whatever the other options.
         std::seed_seq seq{o.seed, unsigned(o.lengths[li]), unsigned(di), unsigned(t)};
         std::mt19937 rng(seq);
-        prompts.push_back({o.lengths[li], o.depths[di], t,
-                           std::uniform_int_distribution<int>(10000, 99999)(rng)});
+        const int key = std::uniform_int_distribution<int>(10000, 99999)(rng);
+        prompts.push_back({o.lengths[li], o.depths[di], t, key, static_cast<unsigned>(rng())});
       }
 
   // Work units: a prefill counts as much as 20 decode runs (about right at 8K on this model).
@@ -56,16 +58,29 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
 
   run_jobs(static_cast<int>(prompts.size()), o.jobs, [&](int pi) {
     const Prompt& pr = prompts[pi];
-    const std::string key = std::to_string(pr.key);
-    const cli::PasskeyPrompt prompt = cli::make_passkey_prompt(tok, pr.length, pr.depth, pr.key, 6);
+    cli::PasskeyPrompt prompt;
+    if (o.keys == 1) {
+      prompt = cli::make_passkey_prompt(tok, pr.length, pr.depth, pr.key, 6);
+    } else {  // the queried needle has index 0 of the draws; keys distinct
+      std::mt19937 rng(pr.stream);
+      std::uniform_int_distribution<int> five(10000, 99999);
+      std::vector<int> keys{pr.key}, values;
+      while (static_cast<int>(keys.size()) < o.keys) {
+        const int k = five(rng);
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+      }
+      for (int i = 0; i < o.keys; ++i) values.push_back(five(rng));
+      std::mt19937 lines(pr.stream + 1);
+      prompt = cli::make_multikey_prompt(tok, pr.length, pr.depth, keys, values, 0, lines, 6);
+    }
+    const std::string key = std::to_string(prompt.key);
     const int n = static_cast<int>(prompt.ids.size());
     // The answer's tokens as they continue the prompt (" " + digits: the piece ▁ then digits).
-    const auto whole = tok.encode_prompt(
-        cli::passkey_text(prompt.filler_lines, prompt.needle_line, pr.key) + " " + key);
+    const auto whole = tok.encode_prompt(prompt.text + " " + key);
     if (whole.size() <= prompt.ids.size() ||
         !std::equal(prompt.ids.begin(), prompt.ids.end(), whole.begin()))
       throw Error(
-          fmt::format("the tokenizer does not continue the passkey prompt with the answer "
+          fmt::format("the tokenizer does not continue the prompt with the answer "
                       "'{}' token by token",
                       key));
     const std::vector<int32_t> answer(whole.begin() + n, whole.end());
@@ -127,7 +142,7 @@ std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model:
       row.prompt_tokens = n;
       row.depth = pr.depth;
       row.trial = pr.trial;
-      row.key = pr.key;
+      row.key = prompt.key;
       row.policy = run.label;
       row.budget = run.budget;
       row.prefill_s = prefill_s;

@@ -18,6 +18,8 @@ struct PasskeyOptions {
   std::vector<int> lengths{1024, 2048, 4096, 8192};  // prompt + answer ≤ length
   std::vector<double> depths{0, 0.25, 0.5, 0.75, 1};
   int trials = 2;
+  int keys = 1;  // needles: 1 = passkey; K ≥ 2 = multi-key (one queried at the depth, K − 1
+                 // distractor key–value needles at random lines)
   std::vector<std::string> policies{"full", "oracle", "adamas", "quest", "streaming"};
   std::vector<int> budgets{16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
   int page_size = 16;  // KV cache page = Quest's page (the Quest paper's 16)
@@ -32,7 +34,7 @@ struct PasskeyRow {
   int prompt_tokens = 0;  // tokens of the prompt
   double depth = 0;
   int trial = 0;
-  int key = 0;
+  int key = 0;         // the answer: the pass key, or the queried value of a multi-key prompt
   std::string policy;  // the spec as given
   int budget = 0;      // 0: full attention
   bool dense = false;  // budget ≥ every decode step's context: the same computation as full
