@@ -165,8 +165,8 @@ QueryCode encode_query_ip(const CodeSpec& spec, std::span<const float> levels, c
   const float scale = amax > 0.f && std::isfinite(amax) ? kIpQueryMax / amax : 0.f;
   for (int i = 0; i < d; ++i) {
     const float r = std::isfinite(x[i]) ? std::rint(x[i] * scale) : 0.f;
-    const int u = static_cast<int>(std::clamp(r, float(-kIpQueryMax), float(kIpQueryMax))) +
-                  kIpQueryMax;
+    const int u =
+        static_cast<int>(std::clamp(r, float(-kIpQueryMax), float(kIpQueryMax))) + kIpQueryMax;
     for (int j = 0; j < kIpQueryPlanes; ++j) {
       if ((u >> j) & 1) code.planes[j * code.words + i / 64] |= uint64_t{1} << (i % 64);
     }
@@ -178,7 +178,8 @@ QueryCode encode_query_ip(const CodeSpec& spec, std::span<const float> levels, c
     for (int m = 1; m <= M; ++m) {
       const float delta = levels[m] - levels[m - 1];
       // A distinct level never rounds away: a positive step is at least one unit.
-      code.steps[m - 1] = delta > 0.f ? std::max(1, static_cast<int32_t>(std::lround(delta * W / span))) : 0;
+      code.steps[m - 1] =
+          delta > 0.f ? std::max(1, static_cast<int32_t>(std::lround(delta * W / span))) : 0;
       total += code.steps[m - 1];
     }
     const long offset = long{kIpQueryMax} * d * total;
@@ -187,9 +188,9 @@ QueryCode encode_query_ip(const CodeSpec& spec, std::span<const float> levels, c
       return code;
     }
   }
-  throw Error(fmt::format(
-      "dist=ip: distances of head_dim {} summed over {} query heads do not fit 16 bits", d,
-      heads_summed));
+  throw Error(
+      fmt::format("dist=ip: distances of head_dim {} summed over {} query heads do not fit 16 bits",
+                  d, heads_summed));
 }
 
 void encode_keys(const CodeSpec& spec, std::span<const float> thresholds, const void* keys,

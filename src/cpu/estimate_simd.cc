@@ -38,17 +38,73 @@ HWY_INLINE void Thermometer(const V* s, V* t) {
   }
 }
 
-// kIP: per thermometer plane m, Σ_i q̃_i · t_m(i) = Σ_j 2^j · popcount(U_j & t_m) − 15 · popcount(t_m)
-// with U_j the query's bit planes of u = q̃ + 15 (codes.h). This returns the first sum.
+// kIP: per thermometer plane m, Σ_i q̃_i · t_m(i) = Σ_j 2^j · popcount(U_j & t_m) − 15 ·
+// popcount(t_m) with U_j the query's bit planes of u = q̃ + 15 (codes.h). This returns the first
+// sum.
 template <int J = 0, class V>
 HWY_INLINE V QueryPlaneDot(const QueryCode& q, int words, int w, V t) {
   const hn::DFromV<V> du;
-  const V c = hn::ShiftLeft<J>(hn::PopulationCount(hn::And(t, hn::Set(du, q.planes[J * words + w]))));
+  const V c =
+      hn::ShiftLeft<J>(hn::PopulationCount(hn::And(t, hn::Set(du, q.planes[J * words + w]))));
   if constexpr (J + 1 < kIpQueryPlanes) {
     return hn::Add(c, QueryPlaneDot<J + 1>(q, words, w, t));
   } else {
     return c;
   }
+}
+
+// kIP distances of the N keys at slots [s0, s0 + N) of a code page, for one query head. The key's
+// integer level is a sum of plane indicators times weights: thermometer planes t_m with Δ̃_m; for
+// 2 bits the binary basis instead, level = A·s0 + B·s1 + C·(s0 & s1) with A = Δ̃_1,
+// B = Δ̃_1 + Δ̃_2, C = Δ̃_3 − Δ̃_1, whose third plane drops out (PLANES = 2) when the outer steps are
+// equal (symmetric levels, the common case): the same integers with two thirds of the popcounts.
+// Per plane: P = Σ_j 2^j·popcount(U_j & plane) and C = popcount(plane), summed over the words;
+// then distance = offset − Σ weight·P + 15·Σ weight·C (in wrapping uint64: a negative C is fine).
+template <int BITS, int PLANES, class D = hn::ScalableTag<uint64_t>>
+HWY_INLINE hn::Vec<D> IpDistances(const QueryCode& q, const uint64_t* HWY_RESTRICT page, int words,
+                                  size_t stride, int s0, int n, uint64_t* HWY_RESTRICT lanes) {
+  constexpr int T = (1 << BITS) - 1;
+  const D du;
+  using V = hn::Vec<D>;
+  int64_t weight[T];
+  if constexpr (BITS == 2) {
+    weight[0] = q.steps[0];
+    weight[1] = q.steps[0] + q.steps[1];
+    weight[2] = q.steps[2] - q.steps[0];
+  } else {
+    for (int m = 0; m < T; ++m) weight[m] = q.steps[m];
+  }
+  V dot_p[PLANES], dot_c[PLANES];
+  for (int m = 0; m < PLANES; ++m) dot_p[m] = dot_c[m] = hn::Zero(du);
+  for (int w = 0; w < words; ++w) {
+    V s[BITS], t[T];
+    for (int p = 0; p < BITS; ++p) s[p] = hn::LoadU(du, page + (p * words + w) * stride + s0);
+    if constexpr (BITS == 2) {
+      t[0] = s[0];
+      t[1] = s[1];
+      if constexpr (PLANES == 3) t[2] = hn::And(s[0], s[1]);
+    } else {
+      Thermometer<BITS>(s, t);
+    }
+    for (int m = 0; m < PLANES; ++m) {
+      dot_p[m] = hn::Add(dot_p[m], QueryPlaneDot(q, words, w, t[m]));
+      dot_c[m] = hn::Add(dot_c[m], hn::PopulationCount(t[m]));
+    }
+  }
+  HWY_ALIGN uint64_t p_lanes[PLANES][hn::MaxLanes(du)], c_lanes[PLANES][hn::MaxLanes(du)];
+  for (int m = 0; m < PLANES; ++m) {
+    hn::Store(dot_p[m], du, p_lanes[m]);
+    hn::Store(dot_c[m], du, c_lanes[m]);
+  }
+  for (int j = 0; j < n; ++j) {
+    uint64_t x = 0, c = 0;
+    for (int m = 0; m < PLANES; ++m) {
+      x += static_cast<uint64_t>(weight[m]) * p_lanes[m][j];
+      c += static_cast<uint64_t>(weight[m]) * c_lanes[m][j];
+    }
+    lanes[j] = static_cast<uint64_t>(q.offset) + 15 * c - x;
+  }
+  return hn::Load(du, lanes);
 }
 
 enum class Mode { kL1, kL2, kIP };
@@ -81,34 +137,13 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
       for (int h = 0; h < nq; ++h) {
         V acc = hn::Zero(du);
         if constexpr (MODE == Mode::kIP) {
-          // Per plane m: P_m = Σ_j 2^j·popcount(U_j & t_m) and C_m = popcount(t_m), summed over
-          // the words; then  distance = offset − Σ_m Δ̃_m·P_m + 15·Σ_m Δ̃_m·C_m.
-          V dot_p[T], dot_c[T];
-          for (int m = 0; m < T; ++m) dot_p[m] = dot_c[m] = hn::Zero(du);
-          for (int w = 0; w < words; ++w) {
-            V s[BITS], t[T];
-            for (int p = 0; p < BITS; ++p)
-              s[p] = hn::LoadU(du, page + (p * words + w) * stride + s0);
-            Thermometer<BITS>(s, t);
-            for (int m = 0; m < T; ++m) {
-              dot_p[m] = hn::Add(dot_p[m], QueryPlaneDot(q[h], words, w, t[m]));
-              dot_c[m] = hn::Add(dot_c[m], hn::PopulationCount(t[m]));
-            }
+          if constexpr (BITS == 2) {
+            acc = q[h].steps[2] == q[h].steps[0]
+                      ? IpDistances<2, 2>(q[h], page, words, stride, s0, n, lanes)
+                      : IpDistances<2, 3>(q[h], page, words, stride, s0, n, lanes);
+          } else {
+            acc = IpDistances<BITS, T>(q[h], page, words, stride, s0, n, lanes);
           }
-          HWY_ALIGN uint64_t p_lanes[T][hn::MaxLanes(du)], c_lanes[T][hn::MaxLanes(du)];
-          for (int m = 0; m < T; ++m) {
-            hn::Store(dot_p[m], du, p_lanes[m]);
-            hn::Store(dot_c[m], du, c_lanes[m]);
-          }
-          for (int j = 0; j < n; ++j) {
-            uint64_t x = 0, c = 0;
-            for (int m = 0; m < T; ++m) {
-              x += static_cast<uint64_t>(q[h].steps[m]) * p_lanes[m][j];
-              c += static_cast<uint64_t>(q[h].steps[m]) * c_lanes[m][j];
-            }
-            lanes[j] = static_cast<uint64_t>(q[h].offset) + 15 * c - x;
-          }
-          acc = hn::Load(du, lanes);
         }
         for (int w = 0; MODE != Mode::kIP && w < words; ++w) {
           V s[BITS], t[T];
@@ -119,7 +154,8 @@ void EstimateT(const QueryCode* q, int nq, const PagedCodes& codes, int words, b
             x[m] = hn::Xor(t[m], hn::Set(du, q[h].planes[m * words + w]));
             acc = hn::Add(acc, hn::PopulationCount(x[m]));
           }
-          if constexpr (MODE == Mode::kL2) {  // Δ² = |Δ| + 2·C(|Δ|, 2): the set planes of a dim are a run
+          if constexpr (MODE ==
+                        Mode::kL2) {  // Δ² = |Δ| + 2·C(|Δ|, 2): the set planes of a dim are a run
             V pairs = hn::Zero(du);
             for (int a = 0; a < T; ++a)
               for (int b = a + 1; b < T; ++b)

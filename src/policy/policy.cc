@@ -54,8 +54,7 @@ std::string PolicyConfig::describe() const {
     s += fmt::format("(bits={},{},{}{},{}", bits, dist_name, hadamard ? "hadamard" : "no-hadamard",
                      calibrate ? ",calibrated" : (thresholds.empty() ? "" : ",thresholds"),
                      gqa_name);
-    if (keep_sinks > 0 || keep_recent > 0)
-      s += fmt::format(",keep={}+{}", keep_sinks, keep_recent);
+    if (keep_sinks > 0 || keep_recent > 0) s += fmt::format(",keep={}+{}", keep_sinks, keep_recent);
     s += ")";
   } else if (kind == PolicyKind::kStreaming) {
     s += fmt::format("(sinks={})", sinks);

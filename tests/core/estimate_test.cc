@@ -4,7 +4,6 @@
 #include "adamas/core/estimate.h"
 
 #include "adamas/core/hadamard.h"
-
 #include "test_util.h"
 
 namespace adamas::test {
@@ -235,7 +234,6 @@ TEST(Estimate, BadArgumentsThrow) {
               HasSubstr("slot_stride"));
 }
 
-
 // ---- dist=ip (codes.h: encode_query_ip) ----
 
 // Brute force of the kIP contract from compute_buckets and the query's own rounding:
@@ -349,27 +347,31 @@ TEST(EstimateIp, EqualsInnerProductWithReconstructedKey) {
   spec.bits = 2;
   spec.hadamard = false;
   const std::vector<float> t = {-1.f, 0.f, 1.f};
-  const std::vector<float> levels = {-7.f, -2.f, 2.f, 8.f};  // steps 5, 4, 6: span 15
-  const auto keys = random_normal(g, 50 * 64, 1.5f);
-  ManualCodes mc = make_code_pool(g, 50, 16, 2, 64);
-  for (int p = 0; p * 16 < 50; ++p)
-    encode_keys(spec, t, keys.data() + size_t(p) * 16 * 64, DType::kF32, std::min(16, 50 - p * 16),
-                64, mc.page_ptr(p), code_slot_stride(16), 0);
-  std::uniform_int_distribution<int> u(-15, 15);
-  std::vector<float> q(64);
-  for (float& v : q) v = static_cast<float>(u(g));
-  q[5] = 15.f;
-  const QueryCode qc = encode_query_ip(spec, levels, q.data());
-  EXPECT_EQ(qc.steps[0], 5);
-  EXPECT_EQ(qc.steps[1], 4);
-  EXPECT_EQ(qc.steps[2], 6);
-  std::vector<uint16_t> out(50);
-  estimate_distances(spec, Distance::kIP, &qc, 1, mc.view(), false, out.data(), 50);
-  for (int i = 0; i < 50; ++i) {
-    double dot = 0;
-    for (int j = 0; j < 64; ++j)
-      dot += q[j] * (levels[bucket_of(keys[size_t(i) * 64 + j], t)] - levels[0]);
-    EXPECT_EQ(out[i], qc.offset - static_cast<long>(dot)) << "key " << i;
+  // Unequal outer steps (5, 4, 6: the kernel's third binary plane) and equal ones (5, 5, 5: two
+  // planes suffice); both spans 15.
+  for (const std::vector<float> levels :
+       {std::vector<float>{-7.f, -2.f, 2.f, 8.f}, std::vector<float>{-7.f, -2.f, 3.f, 8.f}}) {
+    const auto keys = random_normal(g, 50 * 64, 1.5f);
+    ManualCodes mc = make_code_pool(g, 50, 16, 2, 64);
+    for (int p = 0; p * 16 < 50; ++p)
+      encode_keys(spec, t, keys.data() + size_t(p) * 16 * 64, DType::kF32,
+                  std::min(16, 50 - p * 16), 64, mc.page_ptr(p), code_slot_stride(16), 0);
+    std::uniform_int_distribution<int> u(-15, 15);
+    std::vector<float> q(64);
+    for (float& v : q) v = static_cast<float>(u(g));
+    q[5] = 15.f;
+    const QueryCode qc = encode_query_ip(spec, levels, q.data());
+    for (int m = 0; m < 3; ++m) EXPECT_EQ(qc.steps[m], std::lround(levels[m + 1] - levels[m]));
+    for_each_target([&](int64_t) {
+      std::vector<uint16_t> out(50);
+      estimate_distances(spec, Distance::kIP, &qc, 1, mc.view(), false, out.data(), 50);
+      for (int i = 0; i < 50; ++i) {
+        double dot = 0;
+        for (int j = 0; j < 64; ++j)
+          dot += q[j] * (levels[bucket_of(keys[size_t(i) * 64 + j], t)] - levels[0]);
+        EXPECT_EQ(out[i], qc.offset - static_cast<long>(dot)) << "key " << i;
+      }
+    });
   }
 }
 
@@ -383,16 +385,28 @@ TEST(EstimateIp, MixedQueryKindsAndOverflowThrow) {
   const auto levels = default_levels(spec.effective_thresholds());
   const QueryCode l1 = encode_query(spec, spec.effective_thresholds(), q.data());
   const QueryCode ip = encode_query_ip(spec, levels, q.data());
-  EXPECT_THAT(error_message([&] { estimate_distances(spec, Distance::kIP, &l1, 1, mc.view(), false, out.data(), 8); }), HasSubstr("encoded for L1/L2"));
-  EXPECT_THAT(error_message([&] { estimate_distances(spec, Distance::kL1, &ip, 1, mc.view(), false, out.data(), 8); }), HasSubstr("encoded for dist=ip"));
+  EXPECT_THAT(error_message([&] {
+                estimate_distances(spec, Distance::kIP, &l1, 1, mc.view(), false, out.data(), 8);
+              }),
+              HasSubstr("encoded for L1/L2"));
+  EXPECT_THAT(error_message([&] {
+                estimate_distances(spec, Distance::kL1, &ip, 1, mc.view(), false, out.data(), 8);
+              }),
+              HasSubstr("encoded for dist=ip"));
   // Per-head codes summed over 4 heads overflow 16 bits; codes encoded for 4 heads do not.
   const std::vector<QueryCode> four(4, ip);
-  EXPECT_THAT(error_message([&] { estimate_distances(spec, Distance::kIP, four.data(), 4, mc.view(), true, out.data(), 8); }), HasSubstr("do not fit 16 bits"));
+  EXPECT_THAT(error_message([&] {
+                estimate_distances(spec, Distance::kIP, four.data(), 4, mc.view(), true, out.data(),
+                                   8);
+              }),
+              HasSubstr("do not fit 16 bits"));
   const std::vector<QueryCode> fit(4, encode_query_ip(spec, levels, q.data(), 4));
   EXPECT_NO_THROW(
       estimate_distances(spec, Distance::kIP, fit.data(), 4, mc.view(), true, out.data(), 8));
   spec.head_dim = 256;
-  EXPECT_THAT(error_message([&] { encode_query_ip(spec, levels, random_normal(g, 256, 1.f).data(), 16); }), HasSubstr("do not fit 16 bits"));
+  EXPECT_THAT(
+      error_message([&] { encode_query_ip(spec, levels, random_normal(g, 256, 1.f).data(), 16); }),
+      HasSubstr("do not fit 16 bits"));
 }
 
 }  // namespace

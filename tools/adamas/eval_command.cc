@@ -158,9 +158,9 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
       "adamas eval passkey: {} ({})\n{}; lengths {}, depths {}, {} trial(s); {} jobs × {} "
       "thread(s); one dense prefill per prompt, every policy × budget decodes from it\n",
       c.model, m.model->config().describe(),
-      o.keys == 1 ? std::string("passkey")
-                  : fmt::format("multi-key: {} needles, 1 queried, {} distractors", o.keys,
-                                o.keys - 1),
+      o.keys == 1
+          ? std::string("passkey")
+          : fmt::format("multi-key: {} needles, 1 queried, {} distractors", o.keys, o.keys - 1),
       fmt::join(o.lengths, ","), fmt::join(o.depths, ","), o.trials, o.jobs, o.threads);
   std::vector<eval::PasskeyRow> rows;
   {

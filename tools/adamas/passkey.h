@@ -22,7 +22,7 @@ struct PasskeyPrompt {
   int filler_lines = 0;      // n
   int needle_line = 0;       // a: filler lines before the needle
   int key = 0;
-  std::string text;          // the prompt as text (ids = BOS + its tokens)
+  std::string text;  // the prompt as text (ids = BOS + its tokens)
 };
 
 // The longest prompt whose tokens plus `answer_tokens` fit `context`, the needle after
@@ -32,7 +32,8 @@ PasskeyPrompt make_passkey_prompt(const model::Tokenizer& tok, int context, doub
 
 // Multi-key: `positions` non-decreasing filler-line counts before each needle (≤ n).
 std::string multikey_text(int filler_lines, const std::vector<int>& positions,
-                          const std::vector<int>& keys, const std::vector<int>& values, int queried);
+                          const std::vector<int>& keys, const std::vector<int>& values,
+                          int queried);
 
 // The longest multi-key prompt of `keys.size()` needles that fits `context` with `answer_tokens`;
 // the queried needle (index `queried` of keys/values) after round(depth · n) filler lines, every

@@ -15,7 +15,8 @@ namespace adamas::eval {
 std::vector<PasskeyRow> run_passkey(const model::LlamaModel& model, const model::Tokenizer& tok,
                                     const PasskeyOptions& o, const ProgressFn& progress) {
   if (o.trials < 1) throw Error(fmt::format("--trials must be ≥ 1, got {}", o.trials));
-  if (o.keys < 1 || o.keys > 64) throw Error(fmt::format("--keys must be in [1, 64], got {}", o.keys));
+  if (o.keys < 1 || o.keys > 64)
+    throw Error(fmt::format("--keys must be in [1, 64], got {}", o.keys));
   for (double d : o.depths)
     if (d < 0 || d > 1) throw Error(fmt::format("depths must be in [0, 1], got {}", d));
   const int max_ctx = model.config().max_position_embeddings;
