@@ -16,10 +16,14 @@ std::string to_spec(const PolicyConfig& c) {
   s += ",dense_layers=" + std::to_string(c.dense_layers);
   s += std::string(",gqa=") + (c.gqa == GqaMode::kGroupShared ? "shared" : "per-head");
   s += ",bits=" + std::to_string(c.bits);
-  s += std::string(",dist=") + (c.distance == Distance::kL1 ? "l1" : "l2");
+  s += std::string(",dist=") + (c.distance == Distance::kL1   ? "l1"
+                                : c.distance == Distance::kL2 ? "l2"
+                                                              : "ip");
   s += std::string(",hadamard=") + (c.hadamard ? "1" : "0");
   s += std::string(",thresholds=") + (c.calibrate ? "calibrated" : "paper");
   s += ",sinks=" + std::to_string(c.sinks);
+  s += ",keep_sinks=" + std::to_string(c.keep_sinks);
+  s += ",keep_recent=" + std::to_string(c.keep_recent);
   return s;
 }
 
@@ -27,7 +31,7 @@ bool same(const PolicyConfig& a, const PolicyConfig& b) {
   return a.kind == b.kind && a.budget == b.budget && a.dense_layers == b.dense_layers &&
          a.gqa == b.gqa && a.bits == b.bits && a.distance == b.distance &&
          a.hadamard == b.hadamard && a.thresholds == b.thresholds && a.calibrate == b.calibrate &&
-         a.sinks == b.sinks;
+         a.sinks == b.sinks && a.keep_sinks == b.keep_sinks && a.keep_recent == b.keep_recent;
 }
 
 }  // namespace

@@ -349,7 +349,7 @@ TEST(EstimateIp, EqualsInnerProductWithReconstructedKey) {
   const std::vector<float> t = {-1.f, 0.f, 1.f};
   // Unequal outer steps (5, 4, 6: the kernel's third binary plane) and equal ones (5, 5, 5: two
   // planes suffice); both spans 15.
-  for (const std::vector<float> levels :
+  for (const std::vector<float>& levels :
        {std::vector<float>{-7.f, -2.f, 2.f, 8.f}, std::vector<float>{-7.f, -2.f, 3.f, 8.f}}) {
     const auto keys = random_normal(g, 50 * 64, 1.5f);
     ManualCodes mc = make_code_pool(g, 50, 16, 2, 64);

@@ -225,8 +225,6 @@ int run_passkey_command(const Common& c, eval::PasskeyOptions o) {
     auto it = overall.find({pol, b});
     return fmt_cell(it == overall.end() ? nullptr : &it->second);
   });
-  double prefill = 0;
-  for (const auto& r : rows) prefill += r.prefill_s;
   out.commit();
   fmt::print(
       "\n{} rows in {:.0f}s (a full-attention row marks budgets ≥ context: 'all').\n"
