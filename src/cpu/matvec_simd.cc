@@ -92,7 +92,7 @@ void MatvecT(const float* x, int n, int cols, const void* W, int r0, int r1, flo
   float tmp[kMaxR][4];
   for (int r = r0; r < r1;) {
     // One half-precision row at a time for n = 1: four streams measured slower there (1B-shape
-    // step, 2-core VM: bf16 38-44 vs 30-34 GB/s); f32 rows are twice as long per element and
+    // step, 2-core VM: bf16 38-44 vs 30-34 GB/s); f32 rows hold twice the bytes per weight and
     // gain from four (32-33 -> 47-50 GB/s).
     const int R = n == 1 && T != DType::kF32 ? 1 : r1 - r >= kMaxR ? kMaxR : r1 - r >= 2 ? 2 : 1;
     const std::byte* w[kMaxR];
