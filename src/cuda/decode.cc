@@ -1,6 +1,8 @@
 #include "adamas/cuda/decode.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
 
 #include "common/check.h"
 #include "cuda/launch.h"
@@ -60,57 +62,129 @@ void check_policy(const DeviceLayer& layer, const PolicyConfig& policy) {
 
 size_t distance_stride(int max_length) { return (static_cast<size_t>(max_length) + 7) / 8 * 8; }
 
-}  // namespace
+// Elements of each workspace a plan needs.
+struct WorkspaceSizes {
+  size_t distances = 0, histogram = 0, scratch = 0, indices = 0, counts = 0;
+  size_t partials = 0, counters = 0;
+};
 
-void SparseDecoder::reserve_selection(int rows, int max_length, int budget, int hist_size,
-                                      cudaStream_t stream) {
-  distances_.resize(static_cast<size_t>(rows) * distance_stride(max_length));
-  const size_t hist_words = static_cast<size_t>(rows) * hist_size;
-  if (hist_words > histogram_.size()) {
-    histogram_.resize(hist_words);
-    histogram_.fill_bytes(0, stream);
-  }
-  scratch_.resize(select_scratch_words(rows, max_length));
-  indices_.resize(static_cast<size_t>(rows) * std::min(budget, max_length));
-  counts_.resize(rows);
-}
-
-void SparseDecoder::plan(const DeviceLayer& layer, int max_batch, int max_length,
-                         const PolicyConfig& policy) {
-  layer.validate();
-  check_heads(layer, num_q_heads_);
-  check_policy(layer, policy);
+WorkspaceSizes workspace_sizes(const DeviceLayer& layer, int num_q_heads, int max_batch,
+                               int max_length, const PolicyConfig& policy) {
+  const bool sparse = policy.kind == PolicyKind::kAdamas;
+  layer.validate(/*with_codes=*/false);  // sizes only: the estimate checks the codes
+  check_heads(layer, num_q_heads);
+  if (sparse) check_policy(layer, policy);
   ADAMAS_CHECK(max_batch >= 1 && max_batch <= 65535,
                "plan: max_batch must be in [1, 65535], got {}", max_batch);
   ADAMAS_CHECK(max_length >= 1, "plan: max_length must be ≥ 1, got {}", max_length);
+  WorkspaceSizes w;
   const bool shared = policy.gqa == GqaMode::kGroupShared;
-  const int group = num_q_heads_ / layer.num_kv_heads;
-  const int rows = max_batch * (shared ? layer.num_kv_heads : num_q_heads_);
-  const int hist_size = histogram_size(layer.code_spec(), policy.distance, group, shared);
-  reserve_selection(rows, max_length, policy.budget, hist_size, nullptr);
+  detail::AttentionNeeds need =
+      detail::attention_needs(layer, 1, max_length, num_q_heads, false, false);
+  const auto take = [&need](const detail::AttentionNeeds& n) {
+    need.partial_floats = std::max(need.partial_floats, n.partial_floats);
+    need.counters = std::max(need.counters, n.counters);
+  };
   // Attention: the splits shrink as the batch grows, so the largest workspace may be at any batch
   // size ≤ max_batch; every launch grows with its key count, so max_length covers shorter steps.
   const int keys = std::min(policy.budget, max_length);
   const int fused_length = std::min(max_length, detail::kMaxFusedSplits * detail::kSelectChunk);
-  detail::AttentionNeeds need;
   for (int b = 1; b <= max_batch; ++b) {
-    for (const detail::AttentionNeeds& n :
-         {detail::attention_needs(layer, b, keys, num_q_heads_, true, shared),
-          detail::select_attention_needs(layer, b, fused_length, num_q_heads_, shared),
-          detail::attention_needs(layer, b, max_length, num_q_heads_, false, false)}) {
-      need.partial_floats = std::max(need.partial_floats, n.partial_floats);
-      need.counters = std::max(need.counters, n.counters);
-    }
+    take(detail::attention_needs(layer, b, max_length, num_q_heads, false, false));
+    if (!sparse) continue;
+    take(detail::attention_needs(layer, b, keys, num_q_heads, true, shared));
+    take(detail::select_attention_needs(layer, b, fused_length, num_q_heads, shared));
   }
-  attention_.reserve(need.partial_floats, need.counters);
+  w.partials = need.partial_floats;
+  w.counters = need.counters;
+  if (sparse) {
+    const int group = num_q_heads / layer.num_kv_heads;
+    const int rows = max_batch * (shared ? layer.num_kv_heads : num_q_heads);
+    w.distances = static_cast<size_t>(rows) * distance_stride(max_length);
+    w.histogram = static_cast<size_t>(rows) *
+                  histogram_size(layer.code_spec(), policy.distance, group, shared);
+    w.scratch = select_scratch_words(rows, max_length);
+    w.indices = static_cast<size_t>(rows) * std::min(policy.budget, max_length);
+    w.counts = rows;
+  }
+  return w;
+}
+
+size_t round_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+}  // namespace
+
+void SparseDecoder::reserve_selection(int rows, int max_length, int budget, int hist_size,
+                                      cudaStream_t stream) {
+  distances_.grow(static_cast<size_t>(rows) * distance_stride(max_length), "distances");
+  const size_t hist_words = static_cast<size_t>(rows) * hist_size;
+  if (histogram_.grow(hist_words, "the histogram")) {
+    check(cudaMemsetAsync(histogram_.data(), 0, hist_words * sizeof(uint32_t), stream),
+          "cudaMemset");
+  }
+  scratch_.grow(select_scratch_words(rows, max_length), "top-k scratch");
+  indices_.grow(static_cast<size_t>(rows) * std::min(budget, max_length), "indices");
+  counts_.grow(rows, "counts");
+}
+
+void SparseDecoder::plan(const DeviceLayer& layer, int max_batch, int max_length,
+                         const PolicyConfig& policy) {
+  check_policy(layer, policy);
+  const WorkspaceSizes w = workspace_sizes(layer, num_q_heads_, max_batch, max_length, policy);
+  distances_.grow(w.distances, "distances");
+  if (histogram_.grow(w.histogram, "the histogram")) {
+    check(cudaMemset(histogram_.data(), 0, w.histogram * sizeof(uint32_t)), "cudaMemset");
+  }
+  scratch_.grow(w.scratch, "top-k scratch");
+  indices_.grow(w.indices, "indices");
+  counts_.grow(w.counts, "counts");
+  attention_.reserve(w.partials, w.counters);
   // The zeroing of the histogram and counters runs on the legacy default stream: done before the
   // steps' streams (graph captures included) use them.
   check(cudaDeviceSynchronize(), "SparseDecoder::plan");
 }
 
-void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
-                        const PolicyConfig& policy, float scale, float* out, cudaStream_t stream,
-                        StageTimer* timer) {
+size_t SparseDecoder::workspace_bytes(const DeviceLayer& layer, int num_q_heads, int max_batch,
+                                      int max_length, const PolicyConfig& policy) {
+  const WorkspaceSizes w = workspace_sizes(layer, num_q_heads, max_batch, max_length, policy);
+  return round_up(w.distances * sizeof(uint16_t)) + round_up(w.histogram * sizeof(uint32_t)) +
+         round_up(w.scratch * sizeof(uint32_t)) + round_up(w.indices * sizeof(int32_t)) +
+         round_up(w.counts * sizeof(int32_t)) + round_up(w.partials * sizeof(float)) +
+         round_up(w.counters * sizeof(uint32_t));
+}
+
+void SparseDecoder::use_workspace(void* base, size_t bytes, const DeviceLayer& layer, int batch,
+                                  int max_length, const PolicyConfig& policy, cudaStream_t stream) {
+  const WorkspaceSizes w = workspace_sizes(layer, num_q_heads_, batch, max_length, policy);
+  const size_t need = workspace_bytes(layer, num_q_heads_, batch, max_length, policy);
+  ADAMAS_CHECK(base != nullptr && reinterpret_cast<uintptr_t>(base) % 256 == 0,
+               "workspace: the base address must be non-null and 256-byte aligned");
+  ADAMAS_CHECK(bytes >= need,
+               "workspace: {} bytes given, {} needed for batch {}, length ≤ {} under {} (size it "
+               "with workspace_bytes for the largest step)",
+               bytes, need, batch, max_length, policy.describe());
+  auto* p = static_cast<std::byte*>(base);
+  const auto carve = [&p](auto& buffer, size_t n) {
+    using T = std::remove_pointer_t<decltype(buffer.data())>;
+    buffer.attach(reinterpret_cast<T*>(p), n);
+    p += round_up(n * sizeof(T));
+  };
+  // The histogram and the attention counters first and together: one memset zeroes both.
+  carve(histogram_, w.histogram);
+  auto* counters = reinterpret_cast<uint32_t*>(p);
+  p += round_up(w.counters * sizeof(uint32_t));
+  check(cudaMemsetAsync(base, 0, static_cast<size_t>(p - static_cast<std::byte*>(base)), stream),
+        "cudaMemsetAsync");
+  carve(distances_, w.distances);
+  carve(scratch_, w.scratch);
+  carve(indices_, w.indices);
+  carve(counts_, w.counts);
+  attention_.attach(reinterpret_cast<float*>(p), w.partials, counters, w.counters);
+}
+
+TopKArgs SparseDecoder::estimate(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                                 const PolicyConfig& policy, cudaStream_t stream,
+                                 StageTimer* timer) {
   layer.validate();
   batch.validate();
   check_heads(layer, num_q_heads_);
@@ -151,6 +225,20 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
   t.out = indices_.data();
   t.out_stride = index_stride_;
   t.counts = counts_.data();
+  return t;
+}
+
+void SparseDecoder::select(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                           const PolicyConfig& policy, cudaStream_t stream) {
+  select_smallest(estimate(layer, batch, q, policy, stream, nullptr), scratch_.data(), stream);
+}
+
+void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                        const PolicyConfig& policy, float scale, float* out, cudaStream_t stream,
+                        StageTimer* timer) {
+  const TopKArgs t = estimate(layer, batch, q, policy, stream, timer);
+  const bool shared = policy.gqa == GqaMode::kGroupShared;
+  const int rows = t.rows;
   const int chunks = (batch.max_length + detail::kSelectChunk - 1) / detail::kSelectChunk;
   const bool fused = topk_path_ == TopKPath::kFused ||
                      (topk_path_ == TopKPath::kAuto && chunks >= 8 && rows * chunks <= 1024);
@@ -177,6 +265,11 @@ void SparseDecoder::run(const DeviceLayer& layer, const DeviceBatch& batch, cons
 void SparseDecoder::run_dense(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                               float scale, float* out, cudaStream_t stream) {
   dense_decode_attention(layer, batch, q, num_q_heads_, scale, out, attention_, stream);
+}
+
+void SparseDecoder::attend(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                           const SparseArgs& args, float scale, float* out, cudaStream_t stream) {
+  sparse_decode_attention(layer, batch, q, num_q_heads_, args, scale, out, attention_, stream);
 }
 
 std::vector<std::pair<const void*, size_t>> SparseDecoder::workspaces() const {

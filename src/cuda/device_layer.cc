@@ -5,10 +5,13 @@
 
 namespace adamas::cuda {
 
-void DeviceLayer::validate() const {
+void DeviceLayer::validate(bool with_codes) const {
   ADAMAS_CHECK(k_pool != nullptr && v_pool != nullptr, "device layer: null K/V pool");
-  ADAMAS_CHECK(code_pool != nullptr, "device layer: null code pool (the GPU path needs key codes)");
-  ADAMAS_CHECK(thresholds != nullptr, "device layer: null thresholds");
+  if (with_codes) {
+    ADAMAS_CHECK(code_pool != nullptr,
+                 "device layer: null code pool (selection and append need key codes)");
+    ADAMAS_CHECK(thresholds != nullptr, "device layer: null thresholds");
+  }
   check_head_dim(head_dim);
   ADAMAS_CHECK(dtype == DType::kF16 || dtype == DType::kBF16,
                "the GPU cache dtype must be f16 or bf16, got {}", dtype_name(dtype));

@@ -139,7 +139,7 @@ void select_sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch&
                                     const float* q, int num_q_heads, const TopKArgs& topk,
                                     bool shared_rows, float scale, float* out, uint32_t* scratch,
                                     AttentionWorkspace& ws, cudaStream_t stream) {
-  layer.validate();
+  layer.validate(/*with_codes=*/false);
   check_batch(batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
@@ -171,7 +171,7 @@ void select_sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch&
 void dense_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                             int num_q_heads, float scale, float* out, AttentionWorkspace& ws,
                             cudaStream_t stream) {
-  layer.validate();
+  layer.validate(/*with_codes=*/false);
   check_batch(batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");
@@ -182,7 +182,7 @@ void dense_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, 
 void sparse_decode_attention(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
                              int num_q_heads, const SparseArgs& args, float scale, float* out,
                              AttentionWorkspace& ws, cudaStream_t stream) {
-  layer.validate();
+  layer.validate(/*with_codes=*/false);
   check_batch(batch);
   check_heads(layer, num_q_heads);
   ADAMAS_CHECK(q != nullptr && out != nullptr, "attention: null q or out");

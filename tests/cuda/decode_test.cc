@@ -423,6 +423,77 @@ TEST_F(CudaDecode, PlannedStepsAllocateNothing) {
   }
 }
 
+// A decoder on a caller's workspace (use_workspace: the PyTorch ops) gives the same bits as one
+// that sized itself, on every path and batch, with garbage in the workspace beforehand (the
+// histogram and counters are zeroed per step); select() writes the kIndices path's rows; a
+// workspace below workspace_bytes() is refused with the sizes.
+TEST_F(CudaDecode, CallerWorkspaceMatchesSelfSizedDecoder) {
+  using Path = cuda::SparseDecoder::TopKPath;
+  for (bool shared : {false, true}) {
+    DecodeCase c{128, 16, 2, 4, 2, Distance::kL1, true, DType::kBF16, shared};
+    const std::vector<int> lengths = {9000, 1, 300, 17000, 64};
+    auto tc = make_twin(c, lengths, 0, 1300 + shared, 4096);
+    const int nqh = c.num_q_heads(), d = c.d, max_batch = static_cast<int>(lengths.size());
+    const float scale = 1.0f / std::sqrt(float(d));
+    const cuda::DeviceLayer L = tc->gpu->layer(0);
+    const PolicyConfig planned = parse_policy(policy_spec(c, 256));
+    const size_t bytes = cuda::SparseDecoder::workspace_bytes(L, nqh, max_batch, 17000, planned);
+    DeviceBuffer<std::byte> ws(bytes);
+    ws.fill_bytes(0xab);
+    FastRng r(1350 + shared);
+    auto q_dev = to_device(fast_normal(r, size_t(max_batch) * nqh * d));
+    DeviceBuffer<float> out(size_t(max_batch) * nqh * d), ref(size_t(max_batch) * nqh * d);
+    cuda::SparseDecoder self_sized(nqh);
+    std::vector<int> all(max_batch);
+    std::iota(all.begin(), all.end(), 0);
+    for (const std::vector<int>& which : {all, std::vector<int>{1}, std::vector<int>{3, 0}}) {
+      const cuda::DeviceBatch batch = tc->gpu->batch(0, tc->gpu_ids(which));
+      const size_t n = which.size() * nqh * d;
+      for (int budget : {256, 17, 1})
+        for (Path path : {Path::kAuto, Path::kFused, Path::kIndices}) {
+          SCOPED_TRACE(c.name() + " batch " + std::to_string(which.size()) + " budget " +
+                       std::to_string(budget) + " path " + std::to_string(int(path)));
+          PolicyConfig p = planned;
+          p.budget = budget;
+          cuda::SparseDecoder mine(nqh);
+          mine.use_workspace(ws.data(), bytes, L, batch.batch, batch.max_length, p, nullptr);
+          mine.set_topk_path(path);
+          out.fill_bytes(0xff);
+          ref.fill_bytes(0xff);
+          mine.run(L, batch, q_dev.data(), p, scale, out.data(), nullptr);
+          self_sized.set_topk_path(path);
+          self_sized.run(L, batch, q_dev.data(), p, scale, ref.data(), nullptr);
+          const auto a = download_array(out.data(), n), b = download_array(ref.data(), n);
+          ASSERT_EQ(std::memcmp(a.data(), b.data(), n * sizeof(float)), 0);
+          if (path != Path::kIndices) continue;
+          const int rows = static_cast<int>(which.size()) * (shared ? c.kv_heads : nqh);
+          const auto want_counts = download_array(self_sized.counts(), rows);
+          cuda::SparseDecoder selector(nqh);
+          selector.use_workspace(ws.data(), bytes, L, batch.batch, batch.max_length, p, nullptr);
+          selector.select(L, batch, q_dev.data(), p, nullptr);
+          ASSERT_EQ(download_array(selector.counts(), rows), want_counts);
+          ASSERT_EQ(selector.index_stride(), self_sized.index_stride());
+          const auto got_idx = download_array(selector.indices(), rows * selector.index_stride());
+          const auto want_idx =
+              download_array(self_sized.indices(), rows * self_sized.index_stride());
+          for (int row = 0; row < rows; ++row)
+            for (int i = 0; i < want_counts[row]; ++i) {
+              const size_t at = row * self_sized.index_stride() + i;
+              ASSERT_EQ(got_idx[at], want_idx[at]) << "row " << row << " entry " << i;
+            }
+        }
+    }
+    cuda::SparseDecoder small(nqh);
+    const cuda::DeviceBatch batch = tc->gpu->batch(0, tc->gpu_ids(all));
+    EXPECT_THAT(
+        [&] {
+          small.use_workspace(ws.data(), bytes / 2, L, batch.batch, batch.max_length, planned,
+                              nullptr);
+        },
+        ::testing::ThrowsMessage<Error>(HasSubstr("bytes given")));
+  }
+}
+
 // A planned step (sparse on each top-k path, then dense) is captured into a CUDA graph in global
 // capture mode (which fails on any cudaMalloc, memset on another stream or synchronization) and
 // replayed; the replay's output equals a direct run's bit for bit.

@@ -67,6 +67,18 @@ class SparseDecoder {
   // adamas::Error naming the field (policy not adamas, bits / Hadamard unlike the layer's, ...).
   void plan(const DeviceLayer& layer, int max_batch, int max_length, const PolicyConfig& policy);
 
+  // The same workspaces in the caller's memory (the PyTorch ops: one workspace tensor per cache,
+  // so that steps allocate nothing and a CUDA graph can hold them). workspace_bytes() is what a
+  // plan(layer, max_batch, max_length, policy) needs (with a policy other than adamas: what
+  // run_dense needs). use_workspace() carves `bytes` of device memory at `base` (256-byte
+  // aligned) into the workspaces of one step of `batch` sequences of ≤ max_length tokens and
+  // zeroes its histogram and counters on `stream` (one memset: the carve depends on the step, so
+  // no state is assumed from earlier steps). The decoder then never allocates: a step beyond
+  // the carve throws adamas::Error. One stream at a time per workspace.
+  static size_t workspace_bytes(const DeviceLayer& layer, int num_q_heads, int max_batch,
+                                int max_length, const PolicyConfig& policy);
+  void use_workspace(void* base, size_t bytes, const DeviceLayer& layer, int batch, int max_length,
+                     const PolicyConfig& policy, cudaStream_t stream);
   // q, out: device [batch][num_q_heads][head_dim] fp32. With a timer, events mark the stages.
   // policy.kind must be kAdamas, its bits and hadamard the layer's; budget, distance and gqa
   // (kGroupShared: one selection per GQA group from the summed distances) select the keys.
@@ -75,6 +87,13 @@ class SparseDecoder {
            StageTimer* timer = nullptr);
   void run_dense(const DeviceLayer& layer, const DeviceBatch& batch, const float* q, float scale,
                  float* out, cudaStream_t stream);
+  // Sparse attention over a caller's selection (SparseArgs), with this decoder's workspace.
+  void attend(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+              const SparseArgs& args, float scale, float* out, cudaStream_t stream);
+  // The selection alone (estimate → top-k into indices()/counts()), for callers that attend
+  // themselves (the PyTorch select op).
+  void select(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+              const PolicyConfig& policy, cudaStream_t stream);
 
   // The selection of the last run() that took the kIndices path: rows as in SparseArgs,
   // `index_stride` apart.
@@ -87,16 +106,19 @@ class SparseDecoder {
   std::vector<std::pair<const void*, size_t>> workspaces() const;
 
  private:
+  // Checks, sizes the selection buffers and launches the estimate; returns the top-k arguments.
+  TopKArgs estimate(const DeviceLayer& layer, const DeviceBatch& batch, const float* q,
+                    const PolicyConfig& policy, cudaStream_t stream, StageTimer* timer);
   // Grows the buffers to hold `rows` selection rows of ≤ max_length positions (no-op when they
   // fit); the histogram's new words are zeroed on `stream`.
   void reserve_selection(int rows, int max_length, int budget, int hist_size, cudaStream_t stream);
 
   int num_q_heads_;
   TopKPath topk_path_ = TopKPath::kAuto;
-  DeviceBuffer<uint16_t> distances_;
-  DeviceBuffer<uint32_t> histogram_;  // kept zero between steps (select_smallest clears it)
-  DeviceBuffer<uint32_t> scratch_;
-  DeviceBuffer<int32_t> indices_, counts_;
+  WorkBuffer<uint16_t> distances_;
+  WorkBuffer<uint32_t> histogram_;  // kept zero between steps (select_smallest clears it)
+  WorkBuffer<uint32_t> scratch_;
+  WorkBuffer<int32_t> indices_, counts_;
   size_t index_stride_ = 0;
   AttentionWorkspace attention_;
 };

@@ -41,7 +41,8 @@ struct DeviceLayer {
   constexpr int slot_stride() const { return code_slot_stride(page_size); }
   CodeSpec code_spec() const { return CodeSpec{head_dim, bits, hadamard, {}}; }
   // Throws adamas::Error naming the bad field (null pool, head_dim, dtype, bits, page size).
-  void validate() const;
+  // Attention alone reads no codes (with_codes = false: code_pool and thresholds may be null).
+  void validate(bool with_codes = true) const;
 };
 
 // A ragged batch as CSR page tables in device memory (cache/page_table.h): sequence b has

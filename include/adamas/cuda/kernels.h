@@ -102,14 +102,14 @@ class AttentionWorkspace {
  public:
   // Grow (never shrink) to `floats` partials and `n` counters; new counters are zeroed (on the
   // legacy default stream). Within the reserved sizes these calls neither allocate nor write.
+  // On attached memory, growing past it throws adamas::Error.
   float* partials(size_t floats) {
-    buf_.resize(floats);
+    buf_.grow(floats, "attention partials");
     return buf_.data();
   }
   uint32_t* counters(size_t n) {
-    if (n > counters_.size()) {
-      counters_.resize(n);
-      counters_.fill_bytes(0);
+    if (counters_.grow(n, "attention counters")) {
+      check(cudaMemset(counters_.data(), 0, n * sizeof(uint32_t)), "cudaMemset");
     }
     return counters_.data();
   }
@@ -118,14 +118,20 @@ class AttentionWorkspace {
     partials(floats);
     counters(n);
   }
+  // Uses the caller's device memory instead (counters zeroed by the caller; launches keep them
+  // zero).
+  void attach(float* partials, size_t floats, uint32_t* counters, size_t n) {
+    buf_.attach(partials, floats);
+    counters_.attach(counters, n);
+  }
   size_t partials_capacity() const { return buf_.size(); }
   size_t counters_capacity() const { return counters_.size(); }
   const float* partials_data() const { return buf_.data(); }
   const uint32_t* counters_data() const { return counters_.data(); }
 
  private:
-  DeviceBuffer<float> buf_;
-  DeviceBuffer<uint32_t> counters_;
+  WorkBuffer<float> buf_;
+  WorkBuffer<uint32_t> counters_;
 };
 
 // Over every position of every sequence. head_dim 64 and 128 run on tensor cores with q and the

@@ -92,4 +92,43 @@ class DeviceBuffer {
   size_t n_ = 0;
 };
 
+// Working memory of a decoder: device memory it grows on demand (DeviceBuffer), or a fixed range
+// of a caller's workspace (attach: a PyTorch workspace tensor), which it never outgrows: growing
+// past that range throws adamas::Error instead of allocating.
+template <class T>
+class WorkBuffer {
+ public:
+  T* data() const { return ptr_; }
+  size_t size() const { return n_; }
+  bool external() const { return external_; }
+  // Ensures room for n elements; true when it (re)allocated (contents lost, never on attached
+  // memory).
+  bool grow(size_t n, const char* what) {
+    if (n <= n_ && (ptr_ != nullptr || n == 0)) return false;
+    if (external_) {
+      throw Error("the caller's workspace is too small for " + std::string(what) + ": " +
+                  std::to_string(n * sizeof(T)) + " bytes needed, " +
+                  std::to_string(n_ * sizeof(T)) +
+                  " planned (plan the workspace for the larger "
+                  "batch, length or budget)");
+    }
+    owned_.resize(n);
+    ptr_ = owned_.data();
+    n_ = n;
+    return true;
+  }
+  void attach(T* ptr, size_t n) {
+    owned_ = DeviceBuffer<T>();
+    ptr_ = ptr;
+    n_ = n;
+    external_ = true;
+  }
+
+ private:
+  DeviceBuffer<T> owned_;
+  T* ptr_ = nullptr;
+  size_t n_ = 0;
+  bool external_ = false;
+};
+
 }  // namespace adamas::cuda
