@@ -1,0 +1,49 @@
+// The PyTorch ops' tensors, checked and read as the kernels' views. One layer of the paged cache:
+//   k_cache, v_cache  [num_kv_heads, num_pages, page_size, head_dim]  f16 / bf16 (CPU: also f32)
+//   codes             [num_kv_heads, num_pages, code_page_words]      int64 (core/codes.h pages)
+//   thresholds        [num_kv_heads, 7]                               f32, first 2^bits − 1 used
+// and a ragged batch as CSR page tables (int32, on the cache's device): page_indptr [B + 1],
+// page_indices [page_indptr[B]], lengths [B], with a host bound max_length ≥ every length.
+// Every check throws adamas::Error naming the argument (RuntimeError in Python).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "adamas/cache/page_table.h"
+#include "adamas/decode/paged_decode.h"
+#include "adamas/policy/policy.h"
+
+namespace adamas::torch_ops {
+
+struct Layout {
+  int num_kv_heads = 0, num_pages = 0, page_size = 0, head_dim = 0;
+  int bits = 0;  // 0: no codes given
+  DType dtype = DType::kF16;
+};
+
+DType dtype_of(const at::Tensor& t, const char* name);
+
+// k_cache and v_cache (and codes and thresholds when defined and non-empty) against each other.
+Layout check_cache(const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& codes,
+                   const at::Tensor& thresholds);
+
+// The paged view of the tensors (pointers into them; codes null when bits == 0).
+PagedLayer paged_layer(const Layout& l, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                       const at::Tensor& codes, const at::Tensor& thresholds, bool hadamard);
+
+// Shapes, dtypes and devices of the tables; contents are read only by the CPU ops (on the GPU
+// that would cost a host synchronization: the kernels trust them).
+BatchView check_tables(const at::Tensor& page_indptr, const at::Tensor& page_indices,
+                       const at::Tensor& lengths, int64_t max_length, const at::Device& device);
+
+// q [B, num_q_heads, head_dim] as contiguous fp32; B must be the tables' batch.
+at::Tensor queries_f32(const at::Tensor& q, const Layout& l, int batch);
+
+// The policy string, parsed and checked against the cache (bits, codes present).
+PolicyConfig parse_checked_policy(const std::string& spec, const Layout& l);
+
+void check_same_device(const at::Tensor& t, const char* name, const at::Device& device);
+
+}  // namespace adamas::torch_ops
