@@ -560,33 +560,37 @@ class AdamasCache(Cache):
                 f"AdamasCache: sliding-window attention past the window ({self._seen} > {sliding_window} "
                 "tokens) is not supported"
             )
-        step = self._append(layer_idx, key, value, attention_mask)
+        step = self._step
         if not step.decode:
+            self._append(layer_idx, key, value, attention_mask)
             return None
         if dropout:
             raise ValueError("AdamasCache decodes in eval mode only: attention dropout is not supported")
-        pool = self._pools[layer_idx]
-        q = query[:, :, 0, :].contiguous()  # [B, Hq, D]
+        if not step.built:
+            self._build(step, attention_mask)
+        pool = self._pool(layer_idx, key)
+        q = query[:, :, 0, :]  # [B, Hq, D]; the operators make it contiguous fp32
         scale = scaling if scaling is not None else 0.0  # <= 0: the ops use 1/sqrt(head_dim)
         indptr, indices = self._tables
         workspace = self._workspace_for(q.shape[1], pool, step.max_length)
-        if layer_idx < self.policy.dense_layers or not self.policy.sparse:
-            out = ops.dense_attention(
-                q, pool.k, pool.v, indptr, indices, step.lengths, step.max_length, scale, workspace
-            )
-        else:
-            out = ops.decode(
-                q,
-                pool.k,
-                pool.v,
-                pool.codes,
-                pool.thresholds,
-                indptr,
-                indices,
-                step.lengths,
-                step.max_length,
-                self.policy.spec,
-                scale,
-                workspace,
-            )
+        # Layers below dense_layers attend densely: the `full` policy (same append, dense kernel).
+        spec = self.policy.spec if layer_idx >= self.policy.dense_layers else "full"
+        out = ops.decode_step(
+            q,
+            key[:, :, -1, :],
+            value[:, :, -1, :],
+            step.slots,
+            pool.k,
+            pool.v,
+            pool.codes,
+            pool.thresholds,
+            indptr,
+            indices,
+            step.lengths,
+            step.max_length,
+            spec,
+            scale,
+            workspace,
+        )
+        step.appended.add(layer_idx)
         return out.unsqueeze(1)  # [B, 1, Hq, D], the layout sdpa_attention_forward returns

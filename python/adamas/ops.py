@@ -205,6 +205,48 @@ def decode(
     )
 
 
+def decode_step(
+    q: Tensor,
+    k_new: Tensor,
+    v_new: Tensor,
+    slots: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+    codes: Tensor,
+    thresholds: Tensor,
+    page_indptr: Tensor,
+    page_indices: Tensor,
+    lengths: Tensor,
+    max_length: int,
+    policy: str,
+    scale: float,
+    workspace: Tensor,
+) -> Tensor:
+    """One fused decode step of one layer: :func:`append_kv` of the step's tokens, then
+    :func:`decode` (one operator call per layer instead of two).
+
+    ``k_new``/``v_new``: ``[B, num_kv_heads, head_dim]``, the step's token of each sequence, written
+    at ``slots`` (int32 ``[B]``); ``lengths`` already count it. Returns ``[B, num_q_heads, head_dim]``.
+    """
+    return torch.ops.adamas.decode_step(
+        q,
+        k_new,
+        v_new,
+        slots,
+        k_cache,
+        v_cache,
+        codes,
+        thresholds,
+        page_indptr,
+        page_indices,
+        lengths,
+        max_length,
+        policy,
+        scale,
+        workspace,
+    )
+
+
 def register_fakes() -> None:
     """Fake (meta) implementations: output shapes and dtypes for torch.compile / FakeTensor.
 
@@ -266,4 +308,25 @@ def register_fakes() -> None:
         workspace,
     ):
         parse_policy(policy)  # the eager op would refuse a bad policy; so does tracing
+        return q.new_empty(q.shape)
+
+    @torch.library.register_fake("adamas::decode_step")
+    def _decode_step_fake(
+        q,
+        k_new,
+        v_new,
+        slots,
+        k_cache,
+        v_cache,
+        codes,
+        thresholds,
+        page_indptr,
+        page_indices,
+        lengths,
+        max_length,
+        policy,
+        scale,
+        workspace,
+    ):
+        parse_policy(policy)
         return q.new_empty(q.shape)

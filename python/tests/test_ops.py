@@ -427,6 +427,40 @@ class CudaMatchesCpuTest(unittest.TestCase):
                     )
 
 
+# ---- the fused decode step -------------------------------------------------------------------
+
+
+@requires_ops
+class DecodeStepTest(unittest.TestCase):
+    def test_decode_step_is_append_then_decode(self):
+        """Each sequence's last token is erased from a copy of the pools (K/V and its code words);
+        decode_step writes it back and attends: pools and output equal append_kv + decode."""
+        for device, policy in itertools.product(devices(), ("adamas:budget=16", "full")):
+            with self.subTest(device=device, policy=policy):
+                batch = make_batch([40, 17, 1], 2, 64, 16, torch.bfloat16, device, seed=11)
+                q = torch.randn(3, 8, 64, generator=torch.Generator().manual_seed(12)).to(device, torch.bfloat16)
+                tables = (batch.page_indptr, batch.page_indices, batch.lengths, batch.max_length)
+                want = ops.decode(q, batch.k_cache, batch.v_cache, batch.codes, batch.thresholds, *tables,
+                                  policy, 0.0, workspace_for(batch, 8, policy))
+                last = torch.cumsum(batch.lengths.cpu(), 0) - 1  # each sequence's last token
+                slots = batch.slots.cpu()[last].to(torch.int32)
+                k_new = torch.stack([k[-1] for k in batch.keys]).to(device)
+                v_new = torch.stack([v[-1] for v in batch.values]).to(device)
+                k, v, codes = batch.k_cache.clone(), batch.v_cache.clone(), batch.codes.clone()
+                page, slot = (slots // 16).long(), (slots % 16).long()
+                k[:, page, slot] = 0
+                v[:, page, slot] = 0
+                stride = 16  # code slot stride of 16-token pages
+                for w in range(codes.shape[2] // stride):
+                    codes[:, page, w * stride + slot] = 0
+                got = ops.decode_step(q, k_new.to(torch.bfloat16), v_new.to(torch.bfloat16),
+                                      slots.to(device), k, v, codes, batch.thresholds, *tables, policy,
+                                      0.0, workspace_for(batch, 8, policy))
+                self.assertTrue(torch.equal(k, batch.k_cache) and torch.equal(v, batch.v_cache), "K/V")
+                self.assertTrue(torch.equal(codes, batch.codes), "codes")
+                self.assertTrue(torch.equal(got, want), "output")
+
+
 # ---- (c) budget >= length is dense attention -------------------------------------------------
 
 

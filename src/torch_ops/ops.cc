@@ -17,16 +17,7 @@ void append_kv_cpu(at::Tensor k_cache, at::Tensor v_cache, at::Tensor codes,
                    const at::Tensor& thresholds, const at::Tensor& k, const at::Tensor& v,
                    const at::Tensor& slots, bool hadamard) {
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
-  const auto device = k_cache.device();
-  ADAMAS_CHECK(k.dim() == 3 && k.size(1) == l.num_kv_heads && k.size(2) == l.head_dim,
-               "k must be [n, num_kv_heads = {}, head_dim = {}]", l.num_kv_heads, l.head_dim);
-  ADAMAS_CHECK(v.sizes() == k.sizes() && v.scalar_type() == k.scalar_type(),
-               "v must have k's shape and dtype");
-  ADAMAS_CHECK(slots.dim() == 1 && slots.scalar_type() == at::kInt && slots.size(0) == k.size(0),
-               "slots must be int32 [n = {}]", k.size(0));
-  for (const auto& [t, name] : {std::pair{&k, "k"}, {&v, "v"}, {&slots, "slots"}}) {
-    check_same_device(*t, name, device);
-  }
+  check_new_tokens(l, k, v, slots, k_cache.device());
   const DType src = dtype_of(k, "k");
   const at::Tensor kc = k.contiguous(), vc = v.contiguous(), sc = slots.contiguous();
   paged_append(paged_layer(l, k_cache, v_cache, codes, thresholds, hadamard),
@@ -131,6 +122,19 @@ at::Tensor decode_cpu(const at::Tensor& q, const at::Tensor& k_cache, const at::
   return out.to(q.scalar_type());
 }
 
+at::Tensor decode_step_cpu(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
+                           const at::Tensor& slots, at::Tensor k_cache, at::Tensor v_cache,
+                           at::Tensor codes, const at::Tensor& thresholds,
+                           const at::Tensor& page_indptr, const at::Tensor& page_indices,
+                           const at::Tensor& lengths, int64_t max_length, const std::string& policy,
+                           double scale, at::Tensor workspace) {
+  const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
+  append_kv_cpu(k_cache, v_cache, codes, thresholds, k_new, v_new, slots,
+                parse_checked_policy(policy, l).hadamard);
+  return decode_cpu(q, k_cache, v_cache, codes, thresholds, page_indptr, page_indices, lengths,
+                    max_length, policy, scale, workspace);
+}
+
 }  // namespace
 }  // namespace adamas::torch_ops
 
@@ -161,6 +165,13 @@ TORCH_LIBRARY(adamas, m) {
       "decode(Tensor q, Tensor k_cache, Tensor v_cache, Tensor codes, Tensor thresholds, "
       "Tensor page_indptr, Tensor page_indices, Tensor lengths, int max_length, str policy, "
       "float scale, Tensor(a!) workspace) -> Tensor");
+  // One fused decode step of one layer: append_kv of the step's tokens (k_new, v_new
+  // [B, num_kv_heads, head_dim] at `slots`), then decode. One call instead of two per layer.
+  m.def(
+      "decode_step(Tensor q, Tensor k_new, Tensor v_new, Tensor slots, Tensor(a!) k_cache, "
+      "Tensor(b!) v_cache, Tensor(c!) codes, Tensor thresholds, Tensor page_indptr, "
+      "Tensor page_indices, Tensor lengths, int max_length, str policy, float scale, "
+      "Tensor(d!) workspace) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(adamas, CPU, m) {
@@ -171,4 +182,5 @@ TORCH_LIBRARY_IMPL(adamas, CPU, m) {
   m.impl("sparse_attention", &sparse_attention_cpu);
   m.impl("dense_attention", &dense_attention_cpu);
   m.impl("decode", &decode_cpu);
+  m.impl("decode_step", &decode_step_cpu);
 }

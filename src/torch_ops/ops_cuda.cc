@@ -60,15 +60,7 @@ void append_kv_cuda(at::Tensor k_cache, at::Tensor v_cache, at::Tensor codes,
   const c10::cuda::CUDAGuard guard(k_cache.device());
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
   ADAMAS_CHECK(l.bits > 0, "append_kv on the GPU also writes key codes: pass codes and thresholds");
-  ADAMAS_CHECK(k.dim() == 3 && k.size(1) == l.num_kv_heads && k.size(2) == l.head_dim,
-               "k must be [n, num_kv_heads = {}, head_dim = {}]", l.num_kv_heads, l.head_dim);
-  ADAMAS_CHECK(v.sizes() == k.sizes() && v.scalar_type() == k.scalar_type(),
-               "v must have k's shape and dtype");
-  ADAMAS_CHECK(slots.dim() == 1 && slots.scalar_type() == at::kInt && slots.size(0) == k.size(0),
-               "slots must be int32 [n = {}]", k.size(0));
-  for (const auto& [t, name] : {std::pair{&k, "k"}, {&v, "v"}, {&slots, "slots"}}) {
-    check_same_device(*t, name, k_cache.device());
-  }
+  check_new_tokens(l, k, v, slots, k_cache.device());
   if (k.size(0) == 0) return;
   const at::Tensor kc = k.contiguous(), vc = v.contiguous(), sc = slots.contiguous();
   const auto layer = device_layer(paged_layer(l, k_cache, v_cache, codes, thresholds, hadamard));
@@ -223,6 +215,20 @@ at::Tensor decode_cuda(const at::Tensor& q, const at::Tensor& k_cache, const at:
   return out.to(q.scalar_type());
 }
 
+at::Tensor decode_step_cuda(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
+                            const at::Tensor& slots, at::Tensor k_cache, at::Tensor v_cache,
+                            at::Tensor codes, const at::Tensor& thresholds,
+                            const at::Tensor& page_indptr, const at::Tensor& page_indices,
+                            const at::Tensor& lengths, int64_t max_length,
+                            const std::string& policy, double scale, at::Tensor workspace) {
+  const c10::cuda::CUDAGuard guard(k_cache.device());
+  const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
+  append_kv_cuda(k_cache, v_cache, codes, thresholds, k_new, v_new, slots,
+                 parse_checked_policy(policy, l).hadamard);
+  return decode_cuda(q, k_cache, v_cache, codes, thresholds, page_indptr, page_indices, lengths,
+                     max_length, policy, scale, workspace);
+}
+
 }  // namespace
 }  // namespace adamas::torch_ops
 
@@ -234,4 +240,5 @@ TORCH_LIBRARY_IMPL(adamas, CUDA, m) {
   m.impl("sparse_attention", &sparse_attention_cuda);
   m.impl("dense_attention", &dense_attention_cuda);
   m.impl("decode", &decode_cuda);
+  m.impl("decode_step", &decode_step_cuda);
 }

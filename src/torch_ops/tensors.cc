@@ -1,6 +1,7 @@
 #include "torch_ops/tensors.h"
 
 #include <limits>
+#include <unordered_map>
 
 #include "common/check.h"
 
@@ -23,6 +24,20 @@ DType dtype_of(const at::Tensor& t, const char* name) {
 void check_same_device(const at::Tensor& t, const char* name, const at::Device& device) {
   ADAMAS_CHECK(t.device() == device, "{} is on {}, the cache on {}", name, t.device().str(),
                device.str());
+}
+
+void check_new_tokens(const Layout& l, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& slots, const at::Device& device) {
+  ADAMAS_CHECK(k.dim() == 3 && k.size(1) == l.num_kv_heads && k.size(2) == l.head_dim,
+               "k must be [n, num_kv_heads = {}, head_dim = {}]", l.num_kv_heads, l.head_dim);
+  ADAMAS_CHECK(v.sizes() == k.sizes() && v.scalar_type() == k.scalar_type(),
+               "v must have k's shape and dtype");
+  ADAMAS_CHECK(slots.dim() == 1 && slots.scalar_type() == at::kInt && slots.size(0) == k.size(0),
+               "slots must be int32 [n = {}]", k.size(0));
+  for (const auto& [t, name] : {std::pair{&k, "k"}, {&v, "v"}, {&slots, "slots"}}) {
+    check_same_device(*t, name, device);
+  }
+  dtype_of(k, "k");
 }
 
 namespace {
@@ -162,8 +177,16 @@ at::Tensor queries_f32(const at::Tensor& q, const Layout& l, int batch) {
 }
 
 PolicyConfig parse_checked_policy(const std::string& spec, const Layout& l) {
-  PolicyConfig p = parse_policy(spec);
-  check_paged_policy(p);
+  // A decode step passes the same spec for every layer: parse it once per thread.
+  thread_local std::unordered_map<std::string, PolicyConfig> parsed;
+  auto it = parsed.find(spec);
+  if (it == parsed.end()) {
+    PolicyConfig fresh = parse_policy(spec);
+    check_paged_policy(fresh);
+    if (parsed.size() >= 64) parsed.clear();  // bounded: callers use a handful of specs
+    it = parsed.emplace(spec, std::move(fresh)).first;
+  }
+  const PolicyConfig& p = it->second;
   if (p.kind == PolicyKind::kAdamas) {
     ADAMAS_CHECK(l.bits > 0, "policy {} reads key codes, but no codes were given", p.describe());
     ADAMAS_CHECK(p.bits == l.bits, "policy {} reads {}-bit codes, the cache holds {}-bit codes",

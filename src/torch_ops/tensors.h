@@ -46,4 +46,9 @@ PolicyConfig parse_checked_policy(const std::string& spec, const Layout& l);
 
 void check_same_device(const at::Tensor& t, const char* name, const at::Device& device);
 
+// The tokens an append writes: k, v [n, num_kv_heads, head_dim] (any float dtype), slots int32
+// [n], all on `device`.
+void check_new_tokens(const Layout& l, const at::Tensor& k, const at::Tensor& v,
+                      const at::Tensor& slots, const at::Device& device);
+
 }  // namespace adamas::torch_ops
