@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-import adamas
 from adamas import ops
 from adamas.policy import default_thresholds
+from decode_tokens import copy_bandwidth  # same folder: python/bench
 
 HQ, HKV, D = 32, 8, 128
 BACKENDS = {
@@ -33,22 +33,6 @@ BACKENDS = {
     "efficient": SDPBackend.EFFICIENT_ATTENTION,
     "cudnn": SDPBackend.CUDNN_ATTENTION,
 }
-
-
-def copy_bandwidth(gib: float = 2.0, reps: int = 10) -> float:
-    n = int(gib * 2**30)
-    a = torch.empty(n, dtype=torch.uint8, device="cuda")
-    b = torch.empty_like(a)
-    times = []
-    for i in range(reps + 2):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        b.copy_(a)
-        e.record()
-        e.synchronize()
-        if i >= 2:
-            times.append(s.elapsed_time(e) / 1e3)
-    return 2 * n / statistics.median(times) / 1e9
 
 
 def graph_ms(fn, reps: int) -> float:
@@ -84,7 +68,7 @@ def main() -> int:
     ap.add_argument("--csv", help="write the rows to this CSV file")
     a = ap.parse_args()
     torch.manual_seed(0)
-    gbps = copy_bandwidth()
+    gbps = copy_bandwidth() / 1e9
     policy = f"adamas:budget={a.budget}"
     dev = torch.cuda.get_device_name()
     print(f"{dev}: torch {torch.__version__}, copy {gbps:.0f} GB/s; {HQ} q / {HKV} KV heads, head_dim {D}, "

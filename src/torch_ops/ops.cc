@@ -68,19 +68,15 @@ at::Tensor sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k_cache,
       check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
   const at::Tensor qf = queries_f32(q, l, batch.batch);
   const int heads = static_cast<int>(q.size(1));
-  const int64_t rows = static_cast<int64_t>(batch.batch) * (shared ? l.num_kv_heads : heads);
-  ADAMAS_CHECK(indices.dim() == 2 && indices.size(0) == rows && indices.scalar_type() == at::kInt,
-               "indices must be int32 [rows = {}, k] (rows: batch × {})", rows,
-               shared ? "num_kv_heads (shared)" : "num_q_heads");
-  ADAMAS_CHECK(counts.dim() == 1 && counts.size(0) == rows && counts.scalar_type() == at::kInt,
-               "counts must be int32 [rows = {}]", rows);
-  check_same_device(indices, "indices", k_cache.device());
-  check_same_device(counts, "counts", k_cache.device());
+  check_selection(indices, counts,
+                  static_cast<int64_t>(batch.batch) * (shared ? l.num_kv_heads : heads), shared,
+                  k_cache.device());
   const at::Tensor ic = indices.contiguous(), cc = counts.contiguous();
   const int32_t* cp = cc.data_ptr<int32_t>();
   const int32_t* ip = ic.data_ptr<int32_t>();
   const int64_t k = indices.size(1);
-  for (int64_t r = 0; r < rows; ++r) {  // the core kernels check each index against the length
+  for (int64_t r = 0; r < counts.size(0);
+       ++r) {  // the core kernels check each index against the length
     ADAMAS_CHECK(cp[r] >= 1 && cp[r] <= k, "counts[{}] = {} is outside [1, {}]", r, cp[r], k);
   }
   at::Tensor out = at::empty(qf.sizes(), qf.options());

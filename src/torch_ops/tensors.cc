@@ -26,6 +26,17 @@ void check_same_device(const at::Tensor& t, const char* name, const at::Device& 
                device.str());
 }
 
+void check_selection(const at::Tensor& indices, const at::Tensor& counts, int64_t rows, bool shared,
+                     const at::Device& device) {
+  ADAMAS_CHECK(indices.dim() == 2 && indices.size(0) == rows && indices.scalar_type() == at::kInt,
+               "indices must be int32 [rows = {}, k] (rows: batch × {})", rows,
+               shared ? "num_kv_heads (shared)" : "num_q_heads");
+  ADAMAS_CHECK(counts.dim() == 1 && counts.size(0) == rows && counts.scalar_type() == at::kInt,
+               "counts must be int32 [rows = {}]", rows);
+  check_same_device(indices, "indices", device);
+  check_same_device(counts, "counts", device);
+}
+
 void check_new_tokens(const Layout& l, const at::Tensor& k, const at::Tensor& v,
                       const at::Tensor& slots, const at::Device& device) {
   ADAMAS_CHECK(k.dim() == 3 && k.size(1) == l.num_kv_heads && k.size(2) == l.head_dim,

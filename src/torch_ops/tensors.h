@@ -46,6 +46,10 @@ PolicyConfig parse_checked_policy(const std::string& spec, const Layout& l);
 
 void check_same_device(const at::Tensor& t, const char* name, const at::Device& device);
 
+// A selection for sparse attention: indices int32 [rows, k], counts int32 [rows] on `device`.
+void check_selection(const at::Tensor& indices, const at::Tensor& counts, int64_t rows, bool shared,
+                     const at::Device& device);
+
 // The tokens an append writes: k, v [n, num_kv_heads, head_dim] (any float dtype), slots int32
 // [n], all on `device`.
 void check_new_tokens(const Layout& l, const at::Tensor& k, const at::Tensor& v,
