@@ -549,6 +549,18 @@ class BadInputTest(unittest.TestCase):
             ops.append_kv(b.k_cache, b.v_cache, b.codes, b.thresholds, k, k, outside, True)
 
     @requires_cuda
+    def test_query_on_another_device(self):
+        batch = self.batch.to("cuda")
+        policy = "adamas:budget=8"
+        ws = ops.new_workspace(
+            ops.workspace_bytes(batch.k_cache, batch.codes, batch.thresholds, 4, 2, batch.max_length, policy),
+            "cuda",
+        )
+        with self.assertRaisesRegex(RuntimeError, "q is on cpu"):
+            ops.decode(self.q, batch.k_cache, batch.v_cache, batch.codes, batch.thresholds,
+                       batch.page_indptr, batch.page_indices, batch.lengths, batch.max_length, policy, 0.0, ws)
+
+    @requires_cuda
     def test_small_workspace_on_cuda(self):
         batch = self.batch.to("cuda")
         policy = "adamas:budget=8"

@@ -3,7 +3,7 @@
 // torch.compile, in python/adamas/ops.py. Layout and checks: tensors.h.
 #include <torch/library.h>
 
-#include <cmath>
+#include <algorithm>
 
 #include "common/check.h"
 #include "torch_ops/tensors.h"
@@ -11,18 +11,37 @@
 namespace adamas::torch_ops {
 namespace {
 
-at::Tensor empty_codes() { return at::Tensor(); }
+// append_kv after check_cache: the tokens' checks, then the write.
+void append_checked(const Layout& l, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                    const at::Tensor& codes, const at::Tensor& thresholds, const at::Tensor& k,
+                    const at::Tensor& v, const at::Tensor& slots, bool hadamard) {
+  check_new_tokens(l, k, v, slots, k_cache.device());
+  const at::Tensor kc = k.contiguous(), vc = v.contiguous(), sc = slots.contiguous();
+  paged_append(paged_layer(l, k_cache, v_cache, codes, thresholds, hadamard),
+               sc.data_ptr<int32_t>(), static_cast<int>(k.size(0)), kc.data_ptr(), vc.data_ptr(),
+               dtype_of(k, "k"));
+}
+
+// decode after check_cache and the policy.
+at::Tensor decode_checked(const Layout& l, const PolicyConfig& p, const at::Tensor& q,
+                          const at::Tensor& k_cache, const at::Tensor& v_cache,
+                          const at::Tensor& codes, const at::Tensor& thresholds,
+                          const at::Tensor& page_indptr, const at::Tensor& page_indices,
+                          const at::Tensor& lengths, int64_t max_length, double scale) {
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
+  at::Tensor out = c.new_output();
+  paged_decode(paged_layer(l, k_cache, v_cache, codes, thresholds, p.hadamard), c.batch,
+               c.q.data_ptr<float>(), c.num_q_heads(), p, static_cast<float>(scale),
+               out.data_ptr<float>());
+  return out.to(q.scalar_type());
+}
 
 void append_kv_cpu(at::Tensor k_cache, at::Tensor v_cache, at::Tensor codes,
                    const at::Tensor& thresholds, const at::Tensor& k, const at::Tensor& v,
                    const at::Tensor& slots, bool hadamard) {
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
-  check_new_tokens(l, k, v, slots, k_cache.device());
-  const DType src = dtype_of(k, "k");
-  const at::Tensor kc = k.contiguous(), vc = v.contiguous(), sc = slots.contiguous();
-  paged_append(paged_layer(l, k_cache, v_cache, codes, thresholds, hadamard),
-               sc.data_ptr<int32_t>(), static_cast<int>(k.size(0)), kc.data_ptr(), vc.data_ptr(),
-               src);
+  append_checked(l, k_cache, v_cache, codes, thresholds, k, v, slots, hadamard);
 }
 
 int64_t workspace_bytes_cpu(const at::Tensor& k_cache, const at::Tensor& codes,
@@ -43,17 +62,16 @@ std::tuple<at::Tensor, at::Tensor> select_cpu(const at::Tensor& q, const at::Ten
   const PolicyConfig p = parse_checked_policy(policy, l);
   ADAMAS_CHECK(p.kind == PolicyKind::kAdamas, "select: policy {} selects nothing (adamas does)",
                p.describe());
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
   const PagedLayer layer = paged_layer(l, k_cache, k_cache, codes, thresholds, p.hadamard);
-  const int heads = static_cast<int>(q.size(1));
-  const int rows = selection_rows(layer, batch.batch, heads, p);
+  const int rows = selection_rows(layer, c.batch.batch, c.num_q_heads(), p);
   const int64_t stride = std::min<int64_t>(p.budget, max_length);
   at::Tensor indices = at::full({rows, stride}, -1, lengths.options());
   at::Tensor counts = at::zeros({rows}, lengths.options());
-  paged_select(layer, batch, qf.data_ptr<float>(), heads, p, indices.data_ptr<int32_t>(),
-               static_cast<size_t>(stride), counts.data_ptr<int32_t>());
+  paged_select(layer, c.batch, c.q.data_ptr<float>(), c.num_q_heads(), p,
+               indices.data_ptr<int32_t>(), static_cast<size_t>(stride),
+               counts.data_ptr<int32_t>());
   return {indices, counts};
 }
 
@@ -63,26 +81,24 @@ at::Tensor sparse_attention_cpu(const at::Tensor& q, const at::Tensor& k_cache,
                                 int64_t max_length, const at::Tensor& indices,
                                 const at::Tensor& counts, bool shared, double scale,
                                 at::Tensor workspace) {
-  const Layout l = check_cache(k_cache, v_cache, empty_codes(), empty_codes());
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  const int heads = static_cast<int>(q.size(1));
+  const Layout l = check_cache(k_cache, v_cache, at::Tensor(), at::Tensor());
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
   check_selection(indices, counts,
-                  static_cast<int64_t>(batch.batch) * (shared ? l.num_kv_heads : heads), shared,
-                  k_cache.device());
+                  static_cast<int64_t>(c.batch.batch) * (shared ? l.num_kv_heads : c.num_q_heads()),
+                  shared, k_cache.device());
   const at::Tensor ic = indices.contiguous(), cc = counts.contiguous();
   const int32_t* cp = cc.data_ptr<int32_t>();
-  const int32_t* ip = ic.data_ptr<int32_t>();
   const int64_t k = indices.size(1);
-  for (int64_t r = 0; r < counts.size(0);
-       ++r) {  // the core kernels check each index against the length
+  // Counts are checked here; the core kernels check each index against its sequence's length.
+  for (int64_t r = 0; r < counts.size(0); ++r) {
     ADAMAS_CHECK(cp[r] >= 1 && cp[r] <= k, "counts[{}] = {} is outside [1, {}]", r, cp[r], k);
   }
-  at::Tensor out = at::empty(qf.sizes(), qf.options());
-  paged_sparse_attention(paged_layer(l, k_cache, v_cache, empty_codes(), empty_codes(), true),
-                         batch, qf.data_ptr<float>(), heads, ip, static_cast<size_t>(k), cp, shared,
-                         static_cast<float>(scale), out.data_ptr<float>());
+  at::Tensor out = c.new_output();
+  paged_sparse_attention(paged_layer(l, k_cache, v_cache, at::Tensor(), at::Tensor(), true),
+                         c.batch, c.q.data_ptr<float>(), c.num_q_heads(), ic.data_ptr<int32_t>(),
+                         static_cast<size_t>(k), cp, shared, static_cast<float>(scale),
+                         out.data_ptr<float>());
   return out.to(q.scalar_type());
 }
 
@@ -90,14 +106,13 @@ at::Tensor dense_attention_cpu(const at::Tensor& q, const at::Tensor& k_cache,
                                const at::Tensor& v_cache, const at::Tensor& page_indptr,
                                const at::Tensor& page_indices, const at::Tensor& lengths,
                                int64_t max_length, double scale, at::Tensor workspace) {
-  const Layout l = check_cache(k_cache, v_cache, empty_codes(), empty_codes());
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  at::Tensor out = at::empty(qf.sizes(), qf.options());
-  paged_dense_attention(paged_layer(l, k_cache, v_cache, empty_codes(), empty_codes(), true), batch,
-                        qf.data_ptr<float>(), static_cast<int>(q.size(1)),
-                        static_cast<float>(scale), out.data_ptr<float>());
+  const Layout l = check_cache(k_cache, v_cache, at::Tensor(), at::Tensor());
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
+  at::Tensor out = c.new_output();
+  paged_dense_attention(paged_layer(l, k_cache, v_cache, at::Tensor(), at::Tensor(), true), c.batch,
+                        c.q.data_ptr<float>(), c.num_q_heads(), static_cast<float>(scale),
+                        out.data_ptr<float>());
   return out.to(q.scalar_type());
 }
 
@@ -107,15 +122,8 @@ at::Tensor decode_cpu(const at::Tensor& q, const at::Tensor& k_cache, const at::
                       const at::Tensor& lengths, int64_t max_length, const std::string& policy,
                       double scale, at::Tensor workspace) {
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
-  const PolicyConfig p = parse_checked_policy(policy, l);
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  at::Tensor out = at::empty(qf.sizes(), qf.options());
-  paged_decode(paged_layer(l, k_cache, v_cache, codes, thresholds, p.hadamard), batch,
-               qf.data_ptr<float>(), static_cast<int>(q.size(1)), p, static_cast<float>(scale),
-               out.data_ptr<float>());
-  return out.to(q.scalar_type());
+  return decode_checked(l, parse_checked_policy(policy, l), q, k_cache, v_cache, codes, thresholds,
+                        page_indptr, page_indices, lengths, max_length, scale);
 }
 
 at::Tensor decode_step_cpu(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
@@ -125,10 +133,10 @@ at::Tensor decode_step_cpu(const at::Tensor& q, const at::Tensor& k_new, const a
                            const at::Tensor& lengths, int64_t max_length, const std::string& policy,
                            double scale, at::Tensor workspace) {
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
-  append_kv_cpu(k_cache, v_cache, codes, thresholds, k_new, v_new, slots,
-                parse_checked_policy(policy, l).hadamard);
-  return decode_cpu(q, k_cache, v_cache, codes, thresholds, page_indptr, page_indices, lengths,
-                    max_length, policy, scale, workspace);
+  const PolicyConfig p = parse_checked_policy(policy, l);
+  append_checked(l, k_cache, v_cache, codes, thresholds, k_new, v_new, slots, p.hadamard);
+  return decode_checked(l, p, q, k_cache, v_cache, codes, thresholds, page_indptr, page_indices,
+                        lengths, max_length, scale);
 }
 
 }  // namespace

@@ -54,11 +54,10 @@ float scale_for(double scale, const Layout& l) {
   return static_cast<float>(scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(l.head_dim)));
 }
 
-void append_kv_cuda(at::Tensor k_cache, at::Tensor v_cache, at::Tensor codes,
-                    const at::Tensor& thresholds, const at::Tensor& k, const at::Tensor& v,
-                    const at::Tensor& slots, bool hadamard) {
-  const c10::cuda::CUDAGuard guard(k_cache.device());
-  const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
+// append_kv after check_cache: the tokens' checks, then the fused write + encode kernel.
+void append_checked(const Layout& l, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                    const at::Tensor& codes, const at::Tensor& thresholds, const at::Tensor& k,
+                    const at::Tensor& v, const at::Tensor& slots, bool hadamard) {
   ADAMAS_CHECK(l.bits > 0, "append_kv on the GPU also writes key codes: pass codes and thresholds");
   check_new_tokens(l, k, v, slots, k_cache.device());
   if (k.size(0) == 0) return;
@@ -66,6 +65,50 @@ void append_kv_cuda(at::Tensor k_cache, at::Tensor v_cache, at::Tensor codes,
   const auto layer = device_layer(paged_layer(l, k_cache, v_cache, codes, thresholds, hadamard));
   cuda::append_kv(layer, sc.data_ptr<int32_t>(), static_cast<int>(k.size(0)), kc.data_ptr(),
                   vc.data_ptr(), dtype_of(k, "k"), stream_of(k_cache));
+}
+
+// A decoder on this step's carve of the workspace (histogram and counters zeroed on `stream`).
+cuda::SparseDecoder decoder_on(at::Tensor& workspace, const cuda::DeviceLayer& layer,
+                               const AttentionCall& c, const PolicyConfig& sized,
+                               cudaStream_t stream) {
+  check_workspace(workspace, c.q.device());  // c.q is on the cache's device
+  cuda::SparseDecoder d(c.num_q_heads());
+  d.use_workspace(workspace.data_ptr(), static_cast<size_t>(workspace.numel()), layer,
+                  c.batch.batch, c.batch.max_length, sized, stream);
+  return d;
+}
+
+// decode after check_cache and the policy.
+at::Tensor decode_checked(const Layout& l, const PolicyConfig& p, const at::Tensor& q,
+                          const at::Tensor& k_cache, const at::Tensor& v_cache,
+                          const at::Tensor& codes, const at::Tensor& thresholds,
+                          const at::Tensor& page_indptr, const at::Tensor& page_indices,
+                          const at::Tensor& lengths, int64_t max_length, double scale,
+                          at::Tensor& workspace) {
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
+  const auto layer = device_layer(paged_layer(l, k_cache, v_cache, codes, thresholds, p.hadamard));
+  const cudaStream_t stream = stream_of(k_cache);
+  at::Tensor out = c.new_output();
+  cuda::SparseDecoder d = decoder_on(workspace, layer, c, p, stream);
+  // budget ≥ length is dense by the policies' semantics; the sparse kernel over every position
+  // gives it (the selection then holds all of them), `full` takes the dense kernel.
+  if (p.kind == PolicyKind::kFull) {
+    d.run_dense(layer, c.batch, c.q.data_ptr<float>(), scale_for(scale, l), out.data_ptr<float>(),
+                stream);
+  } else {
+    d.run(layer, c.batch, c.q.data_ptr<float>(), p, scale_for(scale, l), out.data_ptr<float>(),
+          stream);
+  }
+  return out.to(q.scalar_type());
+}
+
+void append_kv_cuda(at::Tensor k_cache, at::Tensor v_cache, at::Tensor codes,
+                    const at::Tensor& thresholds, const at::Tensor& k, const at::Tensor& v,
+                    const at::Tensor& slots, bool hadamard) {
+  const c10::cuda::CUDAGuard guard(k_cache.device());
+  const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
+  append_checked(l, k_cache, v_cache, codes, thresholds, k, v, slots, hadamard);
 }
 
 int64_t workspace_bytes_cuda(const at::Tensor& k_cache, const at::Tensor& codes,
@@ -95,20 +138,15 @@ std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& q, const at::Te
   const PolicyConfig p = parse_checked_policy(policy, l);
   ADAMAS_CHECK(p.kind == PolicyKind::kAdamas, "select: policy {} selects nothing (adamas does)",
                p.describe());
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  const int heads = static_cast<int>(q.size(1));
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
   const auto layer = device_layer(paged_layer(l, k_cache, k_cache, codes, thresholds, p.hadamard));
   const cudaStream_t stream = stream_of(k_cache);
-  check_workspace(workspace, k_cache.device());
-  cuda::SparseDecoder d(heads);
-  d.use_workspace(workspace.data_ptr(), static_cast<size_t>(workspace.numel()), layer, batch.batch,
-                  batch.max_length, p, stream);
-  d.select(layer, batch, qf.data_ptr<float>(), p, stream);
+  cuda::SparseDecoder d = decoder_on(workspace, layer, c, p, stream);
+  d.select(layer, c.batch, c.q.data_ptr<float>(), p, stream);
   // The decoder's rows live in the workspace: copy them out (rows × stride, stride as written).
-  const int64_t rows =
-      static_cast<int64_t>(batch.batch) * (p.gqa == GqaMode::kGroupShared ? l.num_kv_heads : heads);
+  const int64_t rows = static_cast<int64_t>(c.batch.batch) *
+                       (p.gqa == GqaMode::kGroupShared ? l.num_kv_heads : c.num_q_heads());
   const int64_t stride = static_cast<int64_t>(d.index_stride());
   const auto opts = lengths.options();
   at::Tensor indices =
@@ -125,14 +163,11 @@ at::Tensor sparse_attention_cuda(const at::Tensor& q, const at::Tensor& k_cache,
                                  at::Tensor workspace) {
   const c10::cuda::CUDAGuard guard(k_cache.device());
   const Layout l = check_cache(k_cache, v_cache, at::Tensor(), at::Tensor());
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  const int heads = static_cast<int>(q.size(1));
+  const AttentionCall c =
+      prepare_attention(q, l, page_indptr, page_indices, lengths, max_length, k_cache.device());
   check_selection(indices, counts,
-                  static_cast<int64_t>(batch.batch) * (shared ? l.num_kv_heads : heads), shared,
-                  k_cache.device());
-  check_workspace(workspace, k_cache.device());
+                  static_cast<int64_t>(c.batch.batch) * (shared ? l.num_kv_heads : c.num_q_heads()),
+                  shared, k_cache.device());
   const at::Tensor ic = indices.contiguous(), cc = counts.contiguous();
   const auto layer =
       device_layer(paged_layer(l, k_cache, v_cache, at::Tensor(), at::Tensor(), true));
@@ -143,18 +178,16 @@ at::Tensor sparse_attention_cuda(const at::Tensor& q, const at::Tensor& k_cache,
   a.counts = cc.data_ptr<int32_t>();
   a.max_count = static_cast<int>(indices.size(1));
   a.shared_rows = shared;
-  // The workspace is sized for a plan: attention over max_count keys needs no more than a
-  // sparse step of budget max_count.
-  PolicyConfig sized = parse_policy("adamas");
+  // The carve of a sparse step of budget max_count holds what attention over max_count keys needs.
+  PolicyConfig sized;
+  sized.kind = PolicyKind::kAdamas;
   sized.budget = std::max(1, a.max_count);
   sized.gqa = shared ? GqaMode::kGroupShared : GqaMode::kPerQueryHead;
   sized.bits = layer.bits;
   sized.hadamard = layer.hadamard;
-  at::Tensor out = at::empty(qf.sizes(), qf.options());
-  cuda::SparseDecoder d(heads);
-  d.use_workspace(workspace.data_ptr(), static_cast<size_t>(workspace.numel()), layer, batch.batch,
-                  batch.max_length, sized, stream);
-  d.attend(layer, batch, qf.data_ptr<float>(), a, scale_for(scale, l), out.data_ptr<float>(),
+  at::Tensor out = c.new_output();
+  cuda::SparseDecoder d = decoder_on(workspace, layer, c, sized, stream);
+  d.attend(layer, c.batch, c.q.data_ptr<float>(), a, scale_for(scale, l), out.data_ptr<float>(),
            stream);
   return out.to(q.scalar_type());
 }
@@ -165,20 +198,8 @@ at::Tensor dense_attention_cuda(const at::Tensor& q, const at::Tensor& k_cache,
                                 int64_t max_length, double scale, at::Tensor workspace) {
   const c10::cuda::CUDAGuard guard(k_cache.device());
   const Layout l = check_cache(k_cache, v_cache, at::Tensor(), at::Tensor());
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  check_workspace(workspace, k_cache.device());
-  const auto layer =
-      device_layer(paged_layer(l, k_cache, v_cache, at::Tensor(), at::Tensor(), true));
-  const cudaStream_t stream = stream_of(k_cache);
-  at::Tensor out = at::empty(qf.sizes(), qf.options());
-  cuda::SparseDecoder d(static_cast<int>(q.size(1)));
-  d.use_workspace(workspace.data_ptr(), static_cast<size_t>(workspace.numel()), layer, batch.batch,
-                  batch.max_length, parse_policy("full"), stream);
-  d.run_dense(layer, batch, qf.data_ptr<float>(), scale_for(scale, l), out.data_ptr<float>(),
-              stream);
-  return out.to(q.scalar_type());
+  return decode_checked(l, PolicyConfig{}, q, k_cache, v_cache, at::Tensor(), at::Tensor(),
+                        page_indptr, page_indices, lengths, max_length, scale, workspace);
 }
 
 at::Tensor decode_cuda(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
@@ -188,26 +209,8 @@ at::Tensor decode_cuda(const at::Tensor& q, const at::Tensor& k_cache, const at:
                        double scale, at::Tensor workspace) {
   const c10::cuda::CUDAGuard guard(k_cache.device());
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
-  const PolicyConfig p = parse_checked_policy(policy, l);
-  const BatchView batch =
-      check_tables(page_indptr, page_indices, lengths, max_length, k_cache.device());
-  const at::Tensor qf = queries_f32(q, l, batch.batch);
-  check_workspace(workspace, k_cache.device());
-  const auto layer = device_layer(paged_layer(l, k_cache, v_cache, codes, thresholds, p.hadamard));
-  const cudaStream_t stream = stream_of(k_cache);
-  at::Tensor out = at::empty(qf.sizes(), qf.options());
-  cuda::SparseDecoder d(static_cast<int>(q.size(1)));
-  d.use_workspace(workspace.data_ptr(), static_cast<size_t>(workspace.numel()), layer, batch.batch,
-                  batch.max_length, p, stream);
-  const float s = scale_for(scale, l);
-  // budget ≥ length is dense by the policies' semantics; the sparse kernel over every position
-  // gives it (the selection then holds all of them), `full` takes the dense kernel.
-  if (p.kind == PolicyKind::kFull) {
-    d.run_dense(layer, batch, qf.data_ptr<float>(), s, out.data_ptr<float>(), stream);
-  } else {
-    d.run(layer, batch, qf.data_ptr<float>(), p, s, out.data_ptr<float>(), stream);
-  }
-  return out.to(q.scalar_type());
+  return decode_checked(l, parse_checked_policy(policy, l), q, k_cache, v_cache, codes, thresholds,
+                        page_indptr, page_indices, lengths, max_length, scale, workspace);
 }
 
 at::Tensor decode_step_cuda(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
@@ -218,10 +221,10 @@ at::Tensor decode_step_cuda(const at::Tensor& q, const at::Tensor& k_new, const 
                             const std::string& policy, double scale, at::Tensor workspace) {
   const c10::cuda::CUDAGuard guard(k_cache.device());
   const Layout l = check_cache(k_cache, v_cache, codes, thresholds);
-  append_kv_cuda(k_cache, v_cache, codes, thresholds, k_new, v_new, slots,
-                 parse_checked_policy(policy, l).hadamard);
-  return decode_cuda(q, k_cache, v_cache, codes, thresholds, page_indptr, page_indices, lengths,
-                     max_length, policy, scale, workspace);
+  const PolicyConfig p = parse_checked_policy(policy, l);
+  append_checked(l, k_cache, v_cache, codes, thresholds, k_new, v_new, slots, p.hadamard);
+  return decode_checked(l, p, q, k_cache, v_cache, codes, thresholds, page_indptr, page_indices,
+                        lengths, max_length, scale, workspace);
 }
 
 }  // namespace

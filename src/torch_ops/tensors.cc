@@ -187,6 +187,16 @@ at::Tensor queries_f32(const at::Tensor& q, const Layout& l, int batch) {
   return q.to(at::kFloat).contiguous();
 }
 
+AttentionCall prepare_attention(const at::Tensor& q, const Layout& l, const at::Tensor& page_indptr,
+                                const at::Tensor& page_indices, const at::Tensor& lengths,
+                                int64_t max_length, const at::Device& device) {
+  check_same_device(q, "q", device);
+  AttentionCall c;
+  c.batch = check_tables(page_indptr, page_indices, lengths, max_length, device);
+  c.q = queries_f32(q, l, c.batch.batch);
+  return c;
+}
+
 PolicyConfig parse_checked_policy(const std::string& spec, const Layout& l) {
   // A decode step passes the same spec for every layer: parse it once per thread.
   thread_local std::unordered_map<std::string, PolicyConfig> parsed;

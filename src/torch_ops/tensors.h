@@ -41,6 +41,18 @@ BatchView check_tables(const at::Tensor& page_indptr, const at::Tensor& page_ind
 // q [B, num_q_heads, head_dim] as contiguous fp32; B must be the tables' batch.
 at::Tensor queries_f32(const at::Tensor& q, const Layout& l, int batch);
 
+// What every attention op derives after the cache checks: the batch's tables and the queries as
+// contiguous fp32 (q [B, num_q_heads, head_dim] on `device`, B the tables' batch).
+struct AttentionCall {
+  BatchView batch;
+  at::Tensor q;
+  int num_q_heads() const { return static_cast<int>(q.size(1)); }
+  at::Tensor new_output() const { return at::empty(q.sizes(), q.options()); }
+};
+AttentionCall prepare_attention(const at::Tensor& q, const Layout& l, const at::Tensor& page_indptr,
+                                const at::Tensor& page_indices, const at::Tensor& lengths,
+                                int64_t max_length, const at::Device& device);
+
 // The policy string, parsed and checked against the cache (bits, codes present).
 PolicyConfig parse_checked_policy(const std::string& spec, const Layout& l);
 
